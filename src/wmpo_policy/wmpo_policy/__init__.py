@@ -1,0 +1,1 @@
+"""The policy server and its pluggable policy backends (scripted experts now, the VLA next)."""

@@ -19,9 +19,10 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    description=("The graph of each mode (sim, robot, imagine) defined once: launch, params, rviz, the wmpo CLI."),
     license="Apache-2.0",
-    entry_points={"console_scripts": [
+    entry_points={
+        "console_scripts": [
             "wmpo = wmpo_bringup.cli:main",
         ],
     },

@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "wmpo_episodes"
@@ -16,9 +14,10 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    description="Episodes: the episode manager, the bag recorder, the bag layout, reading and crash recovery.",
     license="Apache-2.0",
-    entry_points={"console_scripts": [
+    entry_points={
+        "console_scripts": [
             "recorder = wmpo_episodes.recorder_node:main",
             "episode_manager = wmpo_episodes.episode_manager_node:main",
         ],

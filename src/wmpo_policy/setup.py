@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "wmpo_policy"
@@ -16,9 +14,10 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    description="The policy server and its pluggable policy backends (scripted experts now, the VLA next).",
     license="Apache-2.0",
-    entry_points={"console_scripts": [
+    entry_points={
+        "console_scripts": [
             "policy_server = wmpo_policy.policy_server_node:main",
         ],
     },

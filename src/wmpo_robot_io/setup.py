@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "wmpo_robot_io"
@@ -16,9 +14,12 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    description=(
+        "Robot I/O: camera and arm backends (simulated, RealSense, MoveIt) behind one safety filter, and their nodes."
+    ),
     license="Apache-2.0",
-    entry_points={"console_scripts": [
+    entry_points={
+        "console_scripts": [
             "camera_node = wmpo_robot_io.camera_node:main",
             "arm_node = wmpo_robot_io.arm_node:main",
             "sim_node = wmpo_robot_io.sim_node:main",

@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "wmpo_trainer"
@@ -16,9 +14,9 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    description="GRPO in imagination, baselines and the WMPO loop (filled by the WMPO issue).",
     license="Apache-2.0",
-    entry_points={"console_scripts": [
-        ],
+    entry_points={
+        "console_scripts": [],
     },
 )

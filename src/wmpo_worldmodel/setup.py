@@ -1,5 +1,3 @@
-from glob import glob
-
 from setuptools import find_packages, setup
 
 PACKAGE = "wmpo_worldmodel"
@@ -16,9 +14,9 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description=open("package.xml").read().split("<description>")[1].split("</description>")[0],
+    description="Action-conditioned video world model and video reward model (filled by the world-model issue).",
     license="Apache-2.0",
-    entry_points={"console_scripts": [
-        ],
+    entry_points={
+        "console_scripts": [],
     },
 )

@@ -1,1 +1,2 @@
-"""The graph of each mode (sim, robot, imagine) defined once, its launch files, params, rviz config and the `wmpo` CLI."""
+"""The graph of each mode (sim, robot, imagine) defined once: launch files, params, rviz config, the
+`wmpo` CLI."""

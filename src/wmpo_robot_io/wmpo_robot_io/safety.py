@@ -73,6 +73,7 @@ class SafetyFilter:
         self.estop_latched = False
         self.estop_reason = ""
         self._last_observation_time: float | None = None
+        self._last_motion_end: float | None = None
 
     # -- e-stop and watchdog -----------------------------------------------------------------
     def latch_estop(self, reason: str) -> None:
@@ -86,6 +87,12 @@ class SafetyFilter:
     def observation_received(self, now: float) -> None:
         self._last_observation_time = now
 
+    def motion_finished(self, now: float) -> None:
+        """Mark the end of a motion (or a reset). The watchdog counts camera silence from the later
+        of the newest frame and this moment: a simulator renders only when it steps, and an idle
+        arm cannot move blind. A hardware camera keeps streaming, so the newest frame decides."""
+        self._last_motion_end = now
+
     # -- checks ------------------------------------------------------------------------------
     def check_chunk(self, actions: np.ndarray, now: float, chunk_age: float) -> np.ndarray:
         """Validate a whole chunk before any of it runs; return it as a (K, 7) float64 array.
@@ -98,7 +105,7 @@ class SafetyFilter:
         limits = self.limits
         if self._last_observation_time is None:
             raise ChunkRefused(Intervention("stale_observation", "no camera frame received yet", True))
-        silence = now - self._last_observation_time
+        silence = now - max(self._last_observation_time, self._last_motion_end or 0.0)
         if silence > limits.observation_timeout:
             raise ChunkRefused(
                 Intervention(
@@ -143,7 +150,9 @@ class SafetyFilter:
         clipped = np.clip(target, limits.workspace_min, limits.workspace_max)
         if not np.allclose(clipped, target):
             axes = "".join("xyz"[i] for i in np.flatnonzero(~np.isclose(clipped, target)))
-            events.append(Intervention("workspace", f"target {np.round(target, 3)} outside the workspace box on {axes}"))
+            events.append(
+                Intervention("workspace", f"target {np.round(target, 3)} outside the workspace box on {axes}")
+            )
         delta = clipped - position
         norm = float(np.linalg.norm(delta))
         if norm > limits.max_translation_per_step:
@@ -169,7 +178,9 @@ class SafetyFilter:
         gripper = float(np.clip(out[6], limits.gripper_min, limits.gripper_max))
         if gripper != out[6]:
             events.append(
-                Intervention("gripper_range", f"gripper {out[6]:.3f} clipped to [{limits.gripper_min}, {limits.gripper_max}]")
+                Intervention(
+                    "gripper_range", f"gripper {out[6]:.3f} clipped to [{limits.gripper_min}, {limits.gripper_max}]"
+                )
             )
             out[6] = gripper
         return out, events

@@ -91,6 +91,13 @@ class SimWorld:
         """Apply one 7-D OSC_POSE action (controller units) for one control step."""
         return self._worker.submit(self._do_step, np.asarray(action, dtype=np.float64)).result()
 
+    def camera_fovy_deg(self) -> float | None:
+        """Vertical field of view of the camera in degrees (None before the first reset)."""
+        if self._env is None:
+            return None
+        model = self._env.sim.model
+        return float(model.cam_fovy[model.camera_name2id(self.config.camera_name)])
+
     @property
     def last(self) -> SimStep | None:
         return self._last

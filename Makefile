@@ -1,0 +1,32 @@
+# The two commands of this project. Both build the environment first (idempotent, fast when
+# nothing changed): apt packages, .venv with pinned packages, wmpo_interfaces built into it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export AMENT_PREFIX_PATH := $(abspath $(VENV))
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+
+.PHONY: env demo test lint bench clean
+
+env:
+	@VENV=$(VENV) bash scripts/setup_env.sh
+
+## The main job: closed loop on the simulated arm (Lift, scripted expert), one labelled bag per episode.
+demo: env
+	$(VENV)/bin/wmpo demo --task Lift --episodes 5 --output runs/demo
+
+## The test suite (what CI runs), then ruff and hadolint.
+test: env
+	$(PY) -m pytest
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## Benchmarks (not in CI): print figures side by side.
+bench: env
+	$(PY) bench/recorder_throughput.py
+
+clean:
+	rm -rf build runs

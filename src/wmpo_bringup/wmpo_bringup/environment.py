@@ -1,0 +1,27 @@
+"""Process environment for the nodes when run without a ROS distro (venv with ROS 2 wheels)."""
+
+import os
+import sys
+
+
+def node_environment(robot: bool = False, domain_id: int | None = None, log_dir: str | None = None) -> dict:
+    """A copy of os.environ completed with what the nodes need.
+
+    Discovery stays on this machine (``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``) unless ``robot``.
+    The venv prefix joins AMENT_PREFIX_PATH so that installed interfaces are found.
+    """
+    env = dict(os.environ)
+    prefixes = [p for p in env.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    if sys.prefix not in prefixes:
+        env["AMENT_PREFIX_PATH"] = os.pathsep.join([sys.prefix, *prefixes])
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    if not robot:
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
+    if log_dir is not None:
+        env["ROS_LOG_DIR"] = str(log_dir)
+    env.setdefault("MUJOCO_GL", "egl")
+    env.setdefault("LP_NUM_THREADS", "1")  # llvmpipe threads oversubscribe 2 cores
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

@@ -1,0 +1,68 @@
+"""The node graph of each mode, defined once.
+
+Read by the launch files (on a ROS machine: ``ros2 launch wmpo_bringup sim.launch.py``) and by the
+pip-only runner (``wmpo run sim``). Each mode has one params YAML, ``params/<mode>.yaml``, keyed
+by node name (nav2_bringup style).
+"""
+
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One process of the graph.
+
+    package / executable: as ``ros2 run`` names them (console_scripts installed in lib/<package>).
+    nodes: the ROS node names the process creates (several when nodes share a simulator).
+    """
+
+    package: str
+    executable: str
+    nodes: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.nodes)
+
+    def module(self) -> str:
+        """The Python module whose ``main()`` the executable runs (from the package's entry points)."""
+        for entry in metadata.entry_points(group="console_scripts", name=self.executable):
+            if entry.module.split(".")[0] == self.package:
+                return entry.module
+        raise LookupError(f"{self.package} has no console script {self.executable!r}; is it installed?")
+
+
+POLICY_SERVER = NodeSpec("wmpo_policy", "policy_server", ("policy_server",))
+RECORDER = NodeSpec("wmpo_episodes", "recorder", ("recorder",))
+EPISODE_MANAGER = NodeSpec("wmpo_episodes", "episode_manager", ("episode_manager",))
+
+GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
+    # The simulated arm: robosuite owns the camera and the arm in one process.
+    "sim": (NodeSpec("wmpo_robot_io", "sim_node", ("camera", "arm")), POLICY_SERVER, RECORDER, EPISODE_MANAGER),
+    # The physical arm: a RealSense and a hardware arm backend, each its own driver process.
+    "robot": (
+        NodeSpec("wmpo_robot_io", "camera_node", ("camera",)),
+        NodeSpec("wmpo_robot_io", "arm_node", ("arm",)),
+        POLICY_SERVER,
+        RECORDER,
+        EPISODE_MANAGER,
+    ),
+    # No robot: replay recorded episodes. The world-model and trainer nodes join this graph
+    # with the world-model and WMPO work.
+    "imagine": (NodeSpec("wmpo_robot_io", "camera_node", ("camera",)),),
+}
+MODES = tuple(GRAPHS)
+
+
+def graph(mode: str) -> tuple[NodeSpec, ...]:
+    if mode not in GRAPHS:
+        raise ValueError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+    return GRAPHS[mode]
+
+
+def params_file(mode: str) -> Path:
+    """The default params YAML of a mode (shipped inside the wmpo_bringup Python package)."""
+    graph(mode)
+    return Path(str(resources.files("wmpo_bringup") / "params" / f"{mode}.yaml"))

@@ -1,0 +1,246 @@
+"""Episode manager: runs one episode per RunEpisode goal and has it recorded and labelled.
+
+Interfaces (node ``episode_manager``):
+  action ~/run_episode  wmpo_interfaces/RunEpisode   (feedback: step, chunk index, budget)
+  pub    instruction    std_msgs/String (transient local; the policy server reads it)
+  uses   recorder/start, recorder/stop, arm/reset, policy_server/get_action_chunk, arm/execute_chunk
+
+One episode: start the bag -> reset the arm -> until success or the step budget: ask the policy
+for a chunk from an image taken after the last step, execute it open loop -> label the bag
+success / failure (incomplete if anything broke or the goal was canceled) -> keep it or drop it by
+record mode (all | failures | none).
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+import rclpy
+from action_msgs.msg import GoalStatus
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
+
+from wmpo_interfaces.action import ExecuteChunk, RunEpisode
+from wmpo_interfaces.msg import EpisodeSummary
+from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording, StopRecording
+
+PARAMETERS = {
+    "record_mode": ("all", "default record mode: all | failures | none"),
+    "policy_timeout": (10.0, "seconds to wait for the policy's chunk"),
+    "arm_timeout": (30.0, "seconds to wait for the arm to execute a chunk or reset"),
+    "service_wait": (10.0, "seconds to wait for the other nodes' services at the start of an episode"),
+}
+RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
+
+
+class EpisodeError(RuntimeError):
+    """The episode cannot go on; it ends incomplete."""
+
+
+def new_episode_id(task: str, seed: int) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{stamp}_{task}_s{seed}_{uuid.uuid4().hex[:6]}"
+
+
+class EpisodeManager(Node):
+    def __init__(self, **kwargs):
+        super().__init__("episode_manager", **kwargs)
+        for key, (default, doc) in PARAMETERS.items():
+            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        group = ReentrantCallbackGroup()
+        self.instruction_pub = self.create_publisher(
+            String, "instruction", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        )
+        self.reset_client = self.create_client(ResetEpisode, "arm/reset", callback_group=group)
+        self.chunk_client = self.create_client(GetActionChunk, "policy_server/get_action_chunk", callback_group=group)
+        self.start_client = self.create_client(StartRecording, "recorder/start", callback_group=group)
+        self.stop_client = self.create_client(StopRecording, "recorder/stop", callback_group=group)
+        self.execute_client = ActionClient(self, ExecuteChunk, "arm/execute_chunk", callback_group=group)
+        self._busy = False
+        ActionServer(
+            self,
+            RunEpisode,
+            "~/run_episode",
+            execute_callback=self._run,
+            goal_callback=self._accept_goal,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=group,
+        )
+
+    def param(self, key: str):
+        return self.get_parameter(key).value
+
+    def _accept_goal(self, goal):
+        if self._busy:
+            self.get_logger().error("rejected a RunEpisode goal: an episode is already running")
+            return GoalResponse.REJECT
+        mode = goal.record_mode or self.param("record_mode")
+        if mode not in RECORD_MODES:
+            self.get_logger().error(f"rejected a RunEpisode goal: record_mode {mode!r} not in {RECORD_MODES}")
+            return GoalResponse.REJECT
+        self._busy = True
+        return GoalResponse.ACCEPT
+
+    async def _await(self, future, timeout: float, what: str):
+        """Await an rclpy future; raise EpisodeError if it is not done within ``timeout`` s."""
+        timer = self.create_timer(timeout, future.cancel)
+        try:
+            await future
+        finally:
+            self.destroy_timer(timer)
+        if future.cancelled():
+            raise EpisodeError(f"{what}: no answer within {timeout:.0f} s")
+        return future.result()
+
+    async def _call(self, client, request, timeout: float, what: str):
+        return await self._await(client.call_async(request), timeout, what)
+
+    def _wait_for_services(self) -> None:
+        wait = self.param("service_wait")
+        for client, name in (
+            (self.reset_client, "arm/reset"),
+            (self.chunk_client, "policy_server/get_action_chunk"),
+            (self.start_client, "recorder/start"),
+            (self.stop_client, "recorder/stop"),
+        ):
+            if not client.wait_for_service(timeout_sec=wait):
+                raise EpisodeError(f"service {name} not available after {wait:.0f} s")
+        if not self.execute_client.wait_for_server(timeout_sec=wait):
+            raise EpisodeError(f"action arm/execute_chunk not available after {wait:.0f} s")
+
+    async def _execute_chunk(self, chunk, goal_handle, summary):
+        timeout = self.param("arm_timeout")
+        arm_goal = await self._await(
+            self.execute_client.send_goal_async(ExecuteChunk.Goal(chunk=chunk)), timeout, "arm/execute_chunk"
+        )
+        if not arm_goal.accepted:
+            raise EpisodeError("the arm rejected the chunk")
+        if goal_handle.is_cancel_requested:
+            arm_goal.cancel_goal_async()
+        wrapped = await self._await(arm_goal.get_result_async(), timeout, "arm/execute_chunk result")
+        result = wrapped.result
+        summary.safety_interventions = result.safety_interventions
+        if wrapped.status == GoalStatus.STATUS_ABORTED:
+            raise EpisodeError(f"the arm stopped: {result.message}")
+        return wrapped.status, result
+
+    async def _run(self, goal_handle):
+        goal = goal_handle.request
+        mode = goal.record_mode or self.param("record_mode")
+        summary = EpisodeSummary(
+            episode_id=new_episode_id(goal.task, goal.seed),
+            task=goal.task,
+            instruction=goal.instruction,
+            seed=goal.seed,
+            init_state_id=goal.init_state_id,
+            outcome=EpisodeSummary.OUTCOME_INCOMPLETE,
+            success_step=-1,
+            start_time=self.get_clock().now().to_msg(),
+        )
+        recording = False
+        result = RunEpisode.Result()
+        try:
+            self._wait_for_services()
+            if mode != RunEpisode.Goal.RECORD_NONE:
+                started = await self._call(
+                    self.start_client, StartRecording.Request(summary=summary), 10.0, "recorder/start"
+                )
+                if not started.success:
+                    raise EpisodeError(f"recorder refused to start: {started.message}")
+                recording = True
+            reset = await self._call(
+                self.reset_client,
+                ResetEpisode.Request(task=goal.task, seed=goal.seed, init_state_id=goal.init_state_id),
+                self.param("arm_timeout"),
+                "arm/reset",
+            )
+            if not reset.success:
+                raise EpisodeError(f"reset failed: {reset.message}")
+            summary.instruction = goal.instruction or reset.instruction
+            summary.max_steps = goal.max_steps or reset.default_max_steps
+            if summary.max_steps == 0:
+                raise EpisodeError("no step budget: set max_steps (the arm does not know the task's)")
+            self.instruction_pub.publish(String(data=summary.instruction))
+            not_before = reset.stamp
+            feedback = RunEpisode.Feedback(max_steps=summary.max_steps)
+            outcome = EpisodeSummary.OUTCOME_FAILURE
+            while summary.num_steps < summary.max_steps:
+                if goal_handle.is_cancel_requested:
+                    raise EpisodeError("canceled")
+                answer = await self._call(
+                    self.chunk_client,
+                    GetActionChunk.Request(not_before=not_before, timeout=float(self.param("policy_timeout"))),
+                    self.param("policy_timeout") + 5.0,
+                    "policy_server/get_action_chunk",
+                )
+                if not answer.success:
+                    raise EpisodeError(f"policy failed: {answer.message}")
+                chunk = answer.chunk
+                summary.policy_id = chunk.policy_id
+                remaining = summary.max_steps - summary.num_steps
+                if chunk.horizon > remaining:  # the budget ends inside this chunk
+                    chunk.actions = chunk.actions[: remaining * chunk.action_dim]
+                    chunk.horizon = remaining
+                status, executed = await self._execute_chunk(chunk, goal_handle, summary)
+                summary.num_steps += executed.steps_executed
+                summary.num_chunks += 1
+                not_before = executed.last_step_time
+                feedback.step, feedback.chunk_index = summary.num_steps, summary.num_chunks
+                goal_handle.publish_feedback(feedback)
+                if status == GoalStatus.STATUS_CANCELED:
+                    raise EpisodeError("canceled")
+                if executed.success_known and executed.task_success:
+                    summary.success_step = executed.success_step
+                    outcome = EpisodeSummary.OUTCOME_SUCCESS
+                    break
+            summary.outcome = outcome
+        except EpisodeError as error:
+            summary.outcome = EpisodeSummary.OUTCOME_INCOMPLETE
+            self.get_logger().error(f"episode {summary.episode_id} incomplete: {error}")
+        finally:
+            self._busy = False
+        summary.end_time = self.get_clock().now().to_msg()
+        if recording:
+            keep = mode == RunEpisode.Goal.RECORD_ALL or summary.outcome != EpisodeSummary.OUTCOME_SUCCESS
+            try:
+                stopped = await self._call(
+                    self.stop_client, StopRecording.Request(summary=summary, keep=keep), 30.0, "recorder/stop"
+                )
+                result.bag_path = stopped.bag_path
+            except EpisodeError as error:
+                self.get_logger().error(f"could not close the episode bag: {error}")
+        result.summary = summary
+        self.get_logger().info(
+            f"episode {summary.episode_id}: {summary.outcome} after {summary.num_steps} steps"
+            + (f", bag {result.bag_path}" if result.bag_path else "")
+        )
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif summary.outcome == EpisodeSummary.OUTCOME_INCOMPLETE:
+            goal_handle.abort()
+        else:
+            goal_handle.succeed()
+        return result
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = EpisodeManager()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Policy backends: each turns an Observation into an action chunk (K, 7)."""

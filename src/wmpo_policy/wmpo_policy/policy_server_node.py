@@ -1,0 +1,220 @@
+"""Policy server: serves action chunks predicted from the latest camera image and instruction.
+
+Interfaces (node ``policy_server``):
+  service ~/get_action_chunk    wmpo_interfaces/GetActionChunk  chunk from an image stamped >= not_before
+  pub     ~/action_chunk        wmpo_interfaces/ActionChunk     every served chunk (inspection, bags)
+  pub     ~/action_chunk_markers visualization_msgs/MarkerArray the chunk's end-effector path, for rviz
+  sub     camera/image_raw      sensor_msgs/Image (rgb8/bgr8; malformed images are logged and dropped)
+  sub     instruction           std_msgs/String (transient local; each new one starts an episode)
+  sub     arm/eef_pose          geometry_msgs/PoseStamped (to draw the path from the gripper)
+  sub     sim/task_state        wmpo_interfaces/TaskState (only for backends that need it)
+"""
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Point, PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from wmpo_interfaces.msg import ActionChunk, TaskState
+from wmpo_interfaces.srv import GetActionChunk
+from wmpo_policy.backends import scripted_expert  # noqa: F401  (registers the backend)
+from wmpo_policy.backends.base import ObjectPose, Observation, PolicyBackend, PrivilegedState, make_backend
+from wmpo_robot_io.images import ImageError, from_image_msg
+
+PARAMETERS = {
+    "backend": ("scripted_expert", "policy backend (registered name): scripted_expert"),
+    "marker_frame": ("world", "frame_id of the chunk markers (the arm's base frame)"),
+    "translation_scale": (0.05, "metres per unit translation action, to draw the path"),
+}
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def chunk_to_msg(actions: np.ndarray, stamp, frame_id: str, policy_id: str, normalization_id: str) -> ActionChunk:
+    msg = ActionChunk()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.horizon, msg.action_dim = int(actions.shape[0]), int(actions.shape[1])
+    msg.actions = [float(v) for v in actions.reshape(-1)]
+    msg.policy_id = policy_id
+    msg.normalization_id = normalization_id
+    return msg
+
+
+def privileged_from_msg(msg: TaskState) -> PrivilegedState:
+    def vec(p):
+        return np.array([p.x, p.y, p.z])
+
+    def quat(q):
+        return np.array([q.x, q.y, q.z, q.w])
+
+    objects = {
+        name: ObjectPose(vec(pose.position), quat(pose.orientation))
+        for name, pose in zip(msg.object_names, msg.object_poses, strict=True)
+    }
+    return PrivilegedState(
+        msg.task, msg.step, vec(msg.eef_pose.position), quat(msg.eef_pose.orientation), msg.gripper_opening, objects
+    )
+
+
+class PolicyServer(Node):
+    def __init__(self, backend: PolicyBackend | None = None, **kwargs):
+        super().__init__("policy_server", **kwargs)
+        for key, (default, doc) in PARAMETERS.items():
+            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        self.backend = backend or make_backend(self.get_parameter("backend").value)
+        self.images_rejected = 0
+        self._last_rejection = ""
+        self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
+        self._task_states: deque[TaskState] = deque(maxlen=32)
+        self._instruction = ""
+        self._eef_pose: PoseStamped | None = None
+        self._new_input = threading.Condition()
+
+        inputs = ReentrantCallbackGroup()
+        self.create_subscription(Image, "camera/image_raw", self._on_image, 10, callback_group=inputs)
+        self.create_subscription(String, "instruction", self._on_instruction, LATCHED, callback_group=inputs)
+        self.create_subscription(PoseStamped, "arm/eef_pose", self._on_eef_pose, 10, callback_group=inputs)
+        if self.backend.needs_privileged_state:
+            self.create_subscription(TaskState, "sim/task_state", self._on_task_state, 10, callback_group=inputs)
+        self.chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", 10)
+        self.marker_pub = self.create_publisher(MarkerArray, "~/action_chunk_markers", 10)
+        self.create_service(
+            GetActionChunk, "~/get_action_chunk", self._serve, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self.get_logger().info(f"serving {self.backend.policy_id}")
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        try:
+            image = from_image_msg(msg)
+        except ImageError as error:
+            self.images_rejected += 1
+            self._last_rejection = str(error)
+            self.get_logger().error(f"rejected image #{self.images_rejected}: {error}")
+            return
+        with self._new_input:
+            self._images.append((Time.from_msg(msg.header.stamp).nanoseconds, image))
+            self._new_input.notify_all()
+
+    def _on_task_state(self, msg: TaskState) -> None:
+        with self._new_input:
+            self._task_states.append(msg)
+            self._new_input.notify_all()
+
+    def _on_instruction(self, msg: String) -> None:
+        self._instruction = msg.data
+        self.backend.reset()
+        self.get_logger().info(f"new episode: {msg.data!r}")
+
+    def _on_eef_pose(self, msg: PoseStamped) -> None:
+        self._eef_pose = msg
+
+    # -- serving -----------------------------------------------------------------------------
+    def _observation(self, not_before_ns: int) -> Observation | None:
+        """The newest observation stamped >= not_before, complete with privileged state if needed."""
+        for stamp, image in reversed(self._images):
+            if stamp < not_before_ns:
+                break
+            privileged = None
+            if self.backend.needs_privileged_state:
+                match = [s for s in self._task_states if Time.from_msg(s.header.stamp).nanoseconds == stamp]
+                if not match:
+                    continue
+                privileged = privileged_from_msg(match[-1])
+            return Observation(image, self._instruction, stamp, privileged)
+        return None
+
+    def _serve(self, request, response):
+        not_before = Time.from_msg(request.not_before).nanoseconds
+        deadline = time.monotonic() + max(0.0, request.timeout)
+        with self._new_input:
+            observation = self._observation(not_before)
+            while observation is None and time.monotonic() < deadline:
+                self._new_input.wait(timeout=deadline - time.monotonic())
+                observation = self._observation(not_before)
+        if observation is None:
+            response.success = False
+            response.message = f"no complete observation stamped >= {not_before} ns within {request.timeout:.1f} s"
+            if self._last_rejection:
+                response.message += f" (last rejected image: {self._last_rejection})"
+            self.get_logger().error(response.message)
+            return response
+        try:
+            actions = np.asarray(self.backend.predict_chunk(observation), dtype=np.float32)
+        except ValueError as error:
+            response.success, response.message = False, f"policy failed: {error}"
+            self.get_logger().error(response.message)
+            return response
+        stamp = Time(nanoseconds=observation.stamp_ns).to_msg()
+        chunk = chunk_to_msg(
+            actions,
+            stamp,
+            self.get_parameter("marker_frame").value,
+            self.backend.policy_id,
+            self.backend.normalization_id,
+        )
+        self.chunk_pub.publish(chunk)
+        self.marker_pub.publish(self._markers(actions, stamp))
+        response.success, response.chunk = True, chunk
+        return response
+
+    def _markers(self, actions: np.ndarray, stamp) -> MarkerArray:
+        """The chunk as the end-effector path it commands: a line from the gripper plus one
+        sphere per step, green while the gripper opens and red while it closes."""
+        start = np.zeros(3)
+        if self._eef_pose is not None:
+            p = self._eef_pose.pose.position
+            start = np.array([p.x, p.y, p.z])
+        path = start + np.cumsum(actions[:, :3] * self.get_parameter("translation_scale").value, axis=0)
+        line, dots = Marker(), Marker()
+        for marker, kind, marker_id in ((line, Marker.LINE_STRIP, 0), (dots, Marker.SPHERE_LIST, 1)):
+            marker.header.stamp = stamp
+            marker.header.frame_id = self.get_parameter("marker_frame").value
+            marker.ns, marker.id, marker.type, marker.action = "action_chunk", marker_id, kind, Marker.ADD
+            marker.pose.orientation.w = 1.0
+        line.scale.x = 0.004
+        line.color.r = line.color.g = line.color.b = line.color.a = 1.0
+        dots.scale.x = dots.scale.y = dots.scale.z = 0.012
+        line.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in np.vstack([start, path])]
+        dots.points = line.points[1:]
+        for gripper in actions[:, 6]:
+            closing = float(gripper > 0)
+            color = type(line.color)(r=closing, g=1.0 - closing, b=0.0, a=1.0)
+            dots.colors.append(color)
+        return MarkerArray(markers=[line, dots])
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    try:
+        node = PolicyServer()
+    except ValueError as error:
+        rclpy.logging.get_logger("policy_server").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Arm node: executes action chunks on an arm backend, always through the safety filter.
+
+Interfaces (relative to the node name, ``arm`` by default):
+  action  ~/execute_chunk  wmpo_interfaces/ExecuteChunk   one chunk, open loop, one action per step
+  service ~/reset          wmpo_interfaces/ResetEpisode   start of an episode
+  service ~/release_estop  std_srvs/Trigger               clear a latched e-stop
+  sub     estop            std_msgs/Bool                  true latches the e-stop (arm holds)
+  sub     camera/camera_info                              observation watchdog
+  pub     ~/joint_states, ~/eef_pose, ~/commanded_action, ~/executed_action, ~/task_success,
+          sim/task_state (simulation only), /diagnostics (every safety intervention)
+"""
+
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from wmpo_interfaces.action import ExecuteChunk
+from wmpo_interfaces.msg import ArmAction, TaskState
+from wmpo_interfaces.srv import ResetEpisode
+from wmpo_robot_io.arms.base import Arm, ArmState
+from wmpo_robot_io.safety import ChunkRefused, Intervention, SafetyFilter, SafetyLimits
+
+SAFETY_PARAMETERS = {
+    "workspace_min": (Parameter.Type.DOUBLE_ARRAY, "end-effector box minimum x, y, z [m], base frame"),
+    "workspace_max": (Parameter.Type.DOUBLE_ARRAY, "end-effector box maximum x, y, z [m], base frame"),
+    "max_translation_per_step": (Parameter.Type.DOUBLE, "largest end-effector translation per step [m]"),
+    "max_rotation_per_step": (Parameter.Type.DOUBLE, "largest end-effector rotation per step [rad]"),
+    "gripper_min": (Parameter.Type.DOUBLE, "lowest gripper command (-1 = open)"),
+    "gripper_max": (Parameter.Type.DOUBLE, "highest gripper command (+1 = closed)"),
+    "observation_timeout": (Parameter.Type.DOUBLE, "hold when the newest camera frame is older [s]"),
+    "max_chunk_age": (Parameter.Type.DOUBLE, "refuse chunks predicted from older observations [s]"),
+}
+PARAMETERS = {
+    "real_time_factor": (0.0, "pace steps at control rate x this factor (0 = as fast as possible; sim only)"),
+}
+
+
+class SafetyConfigError(RuntimeError):
+    """Safety limits missing or invalid; the arm does not start."""
+
+
+def quat_msg(pose, xyzw) -> None:
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in xyzw)
+
+
+class ArmNode(Node):
+    """Call ``start(arm)`` once the backend exists; limits are read from ``safety.*`` then."""
+
+    def __init__(self, name: str = "arm", **kwargs):
+        super().__init__(name, **kwargs)
+        for key, (kind, doc) in SAFETY_PARAMETERS.items():
+            self.declare_parameter(f"safety.{key}", kind, ParameterDescriptor(description=doc))
+        for key, (default, doc) in PARAMETERS.items():
+            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        self.arm: Arm | None = None
+        self.filter: SafetyFilter | None = None
+        self.interventions = 0  # since the last reset
+        self._success_step = -1
+
+        motion = MutuallyExclusiveCallbackGroup()  # reset and execution never overlap
+        inputs = ReentrantCallbackGroup()
+        self.joint_pub = self.create_publisher(JointState, "~/joint_states", 10)
+        self.pose_pub = self.create_publisher(PoseStamped, "~/eef_pose", 10)
+        self.commanded_pub = self.create_publisher(ArmAction, "~/commanded_action", 50)
+        self.executed_pub = self.create_publisher(ArmAction, "~/executed_action", 50)
+        self.success_pub = self.create_publisher(Bool, "~/task_success", 10)
+        self.task_state_pub = self.create_publisher(TaskState, "sim/task_state", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Bool, "estop", self._on_estop, 10, callback_group=inputs)
+        self.create_subscription(CameraInfo, "camera/camera_info", self._on_camera_info, 10, callback_group=inputs)
+        self.create_service(Trigger, "~/release_estop", self._on_release_estop, callback_group=inputs)
+        self.create_service(ResetEpisode, "~/reset", self._on_reset, callback_group=motion)
+        self._action_server = ActionServer(
+            self,
+            ExecuteChunk,
+            "~/execute_chunk",
+            execute_callback=self._execute,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=motion,
+        )
+
+    # -- set-up ------------------------------------------------------------------------------
+    def start(self, arm: Arm) -> None:
+        self.filter = SafetyFilter(self.limits_for(arm), arm.action_scale)
+        self.arm = arm
+        lim = self.filter.limits
+        self.get_logger().info(
+            f"{type(arm).__name__} ready; workspace {lim.workspace_min}..{lim.workspace_max} m, "
+            f"<= {lim.max_translation_per_step * 1000:.0f} mm and {lim.max_rotation_per_step:.2f} rad per step"
+        )
+
+    def limits_for(self, arm: Arm) -> SafetyLimits:
+        """Limits from ``safety.*``; unset ones from the backend's defaults (never on hardware)."""
+        given = {key: self.get_parameter(f"safety.{key}").value for key in SAFETY_PARAMETERS}
+        missing = [key for key, value in given.items() if value is None]
+        defaults = arm.default_limits()
+        if missing and (arm.is_real_hardware or defaults is None):
+            raise SafetyConfigError(
+                "refusing to drive real hardware without explicit safety limits; set "
+                + ", ".join(f"safety.{key}" for key in missing)
+            )
+        values = {key: value for key, value in given.items() if value is not None}
+        for key in missing:
+            values[key] = getattr(defaults, key)
+        values["workspace_min"] = tuple(values["workspace_min"])
+        values["workspace_max"] = tuple(values["workspace_max"])
+        try:
+            return SafetyLimits(**values)
+        except ValueError as error:
+            raise SafetyConfigError(f"invalid safety limits: {error}") from error
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data and not self.filter.estop_latched:
+            self.filter.latch_estop("estop topic")
+            self.arm.hold()
+            self.report(Intervention("estop", "e-stop latched from the estop topic; arm holds", True))
+
+    def _on_release_estop(self, _request, response):
+        was = self.filter.estop_latched
+        self.filter.release_estop()
+        response.success = True
+        response.message = "e-stop released" if was else "e-stop was not latched"
+        self.get_logger().warn(response.message)
+        return response
+
+    def _on_camera_info(self, _msg: CameraInfo) -> None:
+        if self.filter is not None:
+            self.filter.observation_received(time.monotonic())
+
+    def _on_reset(self, request, response):
+        try:
+            start = self.arm.reset(request.task, request.seed, request.init_state_id)
+        except (ValueError, RuntimeError) as error:
+            response.success, response.message = False, str(error)
+            self.get_logger().error(f"reset failed: {error}")
+            return response
+        self.interventions = 0
+        self._success_step = -1
+        self.filter.motion_finished(time.monotonic())
+        self.publish_state(start.state)
+        response.success = True
+        response.instruction = start.instruction
+        response.default_max_steps = start.default_max_steps
+        response.stamp = Time(nanoseconds=start.state.stamp_ns).to_msg()
+        return response
+
+    # -- execution ---------------------------------------------------------------------------
+    def _execute(self, goal_handle):
+        chunk = goal_handle.request.chunk
+        result = ExecuteChunk.Result()
+        result.success_known = False
+        result.success_step = self._success_step
+        now_ns = self.get_clock().now().nanoseconds
+        chunk_age = (now_ns - Time.from_msg(chunk.header.stamp).nanoseconds) / 1e9
+        try:
+            if self.arm.state is None:
+                raise ChunkRefused(Intervention("not_reset", "the arm was never reset; call ~/reset first", True))
+            if len(chunk.actions) != chunk.horizon * chunk.action_dim:
+                raise ChunkRefused(
+                    Intervention(
+                        "bad_shape",
+                        f"{len(chunk.actions)} values for horizon {chunk.horizon} x action_dim {chunk.action_dim}",
+                        True,
+                    )
+                )
+            actions = np.asarray(chunk.actions, dtype=np.float64).reshape(chunk.horizon, chunk.action_dim)
+            actions = self.filter.check_chunk(actions, time.monotonic(), chunk_age)
+        except ChunkRefused as refusal:
+            self.report(refusal.intervention)
+            goal_handle.abort()
+            result.message = f"chunk refused: {refusal.intervention.message}"
+            return result
+
+        factor = self.get_parameter("real_time_factor").value
+        period = self.arm.control_period / factor if factor > 0 else 0.0
+        state: ArmState = self.arm.state
+        feedback = ExecuteChunk.Feedback()
+        for index, action in enumerate(actions):
+            if goal_handle.is_cancel_requested:
+                self.arm.hold()
+                goal_handle.canceled()
+                result.message = f"canceled after {index} steps"
+                break
+            try:  # e-stop or the watchdog may have fired during the chunk
+                self.filter.check_chunk(actions[index:], time.monotonic(), 0.0)
+            except ChunkRefused as refusal:
+                self.arm.hold()
+                self.report(refusal.intervention)
+                goal_handle.abort()
+                result.message = f"stopped after {index} steps: {refusal.intervention.message}"
+                break
+            tick = time.monotonic()
+            safe, events = self.filter.filter_step(action, state.eef_pos)
+            for event in events:
+                self.report(event)
+            state = self.arm.apply(safe)
+            self.publish_step(state, action, safe, modified=bool(events))
+            result.steps_executed = index + 1
+            feedback.step = state.step
+            goal_handle.publish_feedback(feedback)
+            if state.success is not None:
+                result.success_known = True
+                if state.success and self._success_step < 0:
+                    self._success_step = state.step
+                result.task_success = self._success_step >= 0
+                result.success_step = self._success_step
+                if result.task_success:
+                    break  # the episode is over: do not keep moving after success
+            if period:
+                time.sleep(max(0.0, period - (time.monotonic() - tick)))
+        self.filter.motion_finished(time.monotonic())
+        result.last_step_time = Time(nanoseconds=state.stamp_ns).to_msg()
+        if goal_handle.is_active:  # not aborted or canceled: finished, or stopped at success
+            result.completed = result.steps_executed == len(actions)
+            result.message = result.message or f"executed {result.steps_executed} of {len(actions)} steps"
+            goal_handle.succeed()
+        result.safety_interventions = self.interventions
+        return result
+
+    # -- outputs -----------------------------------------------------------------------------
+    def report(self, event: Intervention) -> None:
+        """Log and publish one safety intervention (ERROR when motion was refused)."""
+        self.interventions += 1
+        if event.refused:
+            self.get_logger().error(f"safety: {event.kind}: {event.message}")
+        else:
+            self.get_logger().warn(f"safety: {event.kind}: {event.message}")
+        status = DiagnosticStatus()
+        status.level = DiagnosticStatus.ERROR if event.refused else DiagnosticStatus.WARN
+        status.name = f"{self.get_name()}: safety filter"
+        status.hardware_id = type(self.arm).__name__
+        status.message = event.message
+        status.values = [KeyValue(key="kind", value=event.kind), KeyValue(key="refused", value=str(event.refused))]
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [status]
+        self.diagnostics_pub.publish(array)
+
+    def publish_step(self, state: ArmState, commanded: np.ndarray, executed: np.ndarray, modified: bool) -> None:
+        stamp = Time(nanoseconds=state.stamp_ns).to_msg()
+        for pub, values in ((self.commanded_pub, commanded), (self.executed_pub, executed)):
+            msg = ArmAction()
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.arm.frame_id
+            msg.step = state.step - 1  # the action that led to this state
+            msg.action = [float(v) for v in values]
+            msg.modified = modified
+            pub.publish(msg)
+        self.publish_state(state)
+
+    def publish_state(self, state: ArmState) -> None:
+        stamp = Time(nanoseconds=state.stamp_ns).to_msg()
+        joints = JointState()
+        joints.header.stamp = stamp
+        joints.name = list(state.joint_names) + ["finger_joint1", "finger_joint2"]
+        joints.position = [float(v) for v in np.concatenate([state.joint_pos, state.gripper_qpos])]
+        self.joint_pub.publish(joints)
+        pose = PoseStamped()
+        pose.header.stamp = stamp
+        pose.header.frame_id = self.arm.frame_id
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in state.eef_pos)
+        quat_msg(pose.pose, state.eef_quat_xyzw)
+        self.pose_pub.publish(pose)
+        if state.success is not None:
+            self.success_pub.publish(Bool(data=bool(state.success)))
+        if state.objects:
+            task_state = TaskState()
+            task_state.header = pose.header
+            task_state.task = getattr(self.arm, "task_name", "")
+            task_state.step = state.step
+            task_state.eef_pose = pose.pose
+            task_state.gripper_opening = float(abs(state.gripper_qpos[0] - state.gripper_qpos[1]))
+            task_state.success = bool(state.success)
+            for name, (position, quat) in state.objects.items():
+                object_pose = PoseStamped().pose
+                object_pose.position.x, object_pose.position.y, object_pose.position.z = (float(v) for v in position)
+                quat_msg(object_pose, quat)
+                task_state.object_names.append(name)
+                task_state.object_poses.append(object_pose)
+            self.task_state_pub.publish(task_state)
+
+
+def main(args=None):
+    """Hardware arms only; the simulated arm runs inside sim_node."""
+    rclpy.init(args=args)
+    node = ArmNode()
+    node.get_logger().fatal(
+        "no hardware arm backend is available yet (the MoveIt backend comes with the physical-arm work); "
+        "for the simulated arm run sim_node"
+    )
+    node.destroy_node()
+    rclpy.try_shutdown()
+    raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

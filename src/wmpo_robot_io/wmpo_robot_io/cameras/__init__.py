@@ -1,0 +1,1 @@
+"""Camera backends. Each implements ``Camera``; the camera node publishes any of them."""

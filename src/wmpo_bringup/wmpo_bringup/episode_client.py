@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass
 
-import rclpy
 from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
 
 
@@ -17,9 +18,14 @@ class EpisodeResult:
 
 
 class EpisodeClient(Node):
-    def __init__(self, name: str = "episode_client"):
-        super().__init__(name)
+    def __init__(self, name: str = "episode_client", **kwargs):
+        super().__init__(name, **kwargs)
         self.client = ActionClient(self, RunEpisode, "episode_manager/run_episode")
+        self.spinner = SingleThreadedExecutor(context=self.context)
+        self.spinner.add_node(self)
+
+    def spin_until(self, future, timeout: float) -> None:
+        self.spinner.spin_until_future_complete(future, timeout_sec=timeout)
 
     def wait_for_graph(self, timeout: float) -> bool:
         """Wait until the episode manager's action server is discovered."""
@@ -35,18 +41,23 @@ class EpisodeClient(Node):
         timeout: float = 600.0,
         feedback=None,
     ) -> EpisodeResult:
-        from wmpo_episodes.summary import summary_to_dict
-
         goal = RunEpisode.Goal(
             task=task, seed=seed, init_state_id=init_state_id, max_steps=max_steps, record_mode=record_mode
         )
-        send = self.client.send_goal_async(goal, feedback_callback=feedback)
-        rclpy.spin_until_future_complete(self, send, timeout_sec=30.0)
-        handle = send.result()
+        handle = self.send_episode_goal(goal, feedback)
         if handle is None or not handle.accepted:
             return EpisodeResult({}, "", accepted=False)
+        return self.wait_for_result(handle, timeout)
+
+    def send_episode_goal(self, goal, feedback=None):
+        """Send a RunEpisode goal; return its goal handle (None if no answer)."""
+        send = self.client.send_goal_async(goal, feedback_callback=feedback)
+        self.spin_until(send, 30.0)
+        return send.result()
+
+    def wait_for_result(self, handle, timeout: float) -> EpisodeResult:
         result = handle.get_result_async()
-        rclpy.spin_until_future_complete(self, result, timeout_sec=timeout)
+        self.spin_until(result, timeout)
         if not result.done():
             handle.cancel_goal_async()
             raise TimeoutError(f"episode did not finish within {timeout:.0f} s")

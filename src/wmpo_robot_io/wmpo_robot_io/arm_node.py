@@ -6,7 +6,7 @@ Interfaces (relative to the node name, ``arm`` by default):
   service ~/release_estop  std_srvs/Trigger               clear a latched e-stop
   sub     estop            std_msgs/Bool                  true latches the e-stop (arm holds)
   sub     camera/camera_info                              observation watchdog
-  pub     ~/joint_states, ~/eef_pose, ~/commanded_action, ~/executed_action, ~/task_success,
+  pub     ~/joint_states, ~/eef_pose, ~/eef_path, ~/commanded_action, ~/executed_action, ~/task_success,
           sim/task_state (simulation only), /diagnostics (every safety intervention)
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -73,6 +74,8 @@ class ArmNode(Node):
         inputs = ReentrantCallbackGroup()
         self.joint_pub = self.create_publisher(JointState, "~/joint_states", 10)
         self.pose_pub = self.create_publisher(PoseStamped, "~/eef_pose", 10)
+        self.path_pub = self.create_publisher(Path, "~/eef_path", 10)
+        self.path = Path()  # the end-effector's path since the last reset, for rviz
         self.commanded_pub = self.create_publisher(ArmAction, "~/commanded_action", 50)
         self.executed_pub = self.create_publisher(ArmAction, "~/executed_action", 50)
         self.success_pub = self.create_publisher(Bool, "~/task_success", 10)
@@ -149,6 +152,7 @@ class ArmNode(Node):
             return response
         self.interventions = 0
         self._success_step = -1
+        self.path = Path()
         self.filter.motion_finished(time.monotonic())
         self.publish_state(start.state)
         response.success = True
@@ -274,6 +278,9 @@ class ArmNode(Node):
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in state.eef_pos)
         quat_msg(pose.pose, state.eef_quat_xyzw)
         self.pose_pub.publish(pose)
+        self.path.header = pose.header
+        self.path.poses.append(pose)
+        self.path_pub.publish(self.path)
         if state.success is not None:
             self.success_pub.publish(Bool(data=bool(state.success)))
         if state.objects:

@@ -102,7 +102,9 @@ class SquareExpert:
     it, so the nut is turned to the nearest multiple of 90 degrees while it is carried.
     """
 
-    HANDLE_OFFSET = 0.054  # m from the nut's centre to its handle, along the nut's x axis
+    # The handle sticks out along the nut's x axis, 0.044-0.079 m from its centre (inside that is the
+    # nut's wall, which the fingers would land on): grasp it in the middle.
+    HANDLE_OFFSET = 0.062
     CARRY_HEIGHT = 1.02  # m, eef height at which the held nut clears the peg's top (0.95 m)
     ON_PEG_HEIGHT = 0.07  # m above the peg's origin: the nut's centre is below the peg's top, let go
     # This arm covers only ~40% of the motion Planner's TRACKING model predicts within a chunk (and
@@ -146,10 +148,13 @@ class SquareExpert:
             else:
                 return self.move(planner, eef, above, OPEN, grip_yaw_error)
         if self.phase == "descend":
+            if np.linalg.norm(eef[:2] - handle[:2]) > 0.01:  # drifted off the handle (or pushed it)
+                self.phase = "approach"
+                return self.move(planner, eef, handle + [0, 0, 0.05], OPEN)
             if eef[2] - handle[2] < 0.006:  # the fingertips stop on the table at about handle height
                 self.phase = "grasp"
             else:
-                return self.move(planner, eef, handle + [0, 0, -0.005], OPEN)
+                return self.move(planner, eef, handle + [0, 0, -0.005], OPEN, speed=0.6)
         if self.phase == "grasp":
             self.phase = "lift"
             return self.move(planner, eef, eef, CLOSE)

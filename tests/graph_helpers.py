@@ -1,0 +1,47 @@
+"""Starting the real sim graph (node processes on DDS) for a test module, and talking to it."""
+
+import contextlib
+import time
+from pathlib import Path
+
+import rclpy
+
+from wmpo_bringup.environment import node_environment
+from wmpo_bringup.episode_client import EpisodeClient
+from wmpo_bringup.runner import GraphProcesses
+
+FAST_SIM = {"camera": {"image_size": 64}}
+
+
+@contextlib.contextmanager
+def running_sim_graph(tmp: Path, domain_id: int, overrides: dict | None = None):
+    """Yield (processes, client node, episodes dir) with the sim graph up and discovered."""
+    episodes = tmp / "episodes"
+    merged = {**FAST_SIM, "recorder": {"output_dir": str(episodes)}}
+    for node, values in (overrides or {}).items():
+        merged[node] = {**merged.get(node, {}), **values}
+    env = node_environment(domain_id=domain_id, log_dir=str(tmp / "ros_logs"))
+    processes = GraphProcesses("sim", tmp / "logs", overrides=merged, env=env)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    processes.start()
+    client = EpisodeClient("test_client", context=context)
+    try:
+        if not client.wait_for_graph(timeout=90.0):
+            processes.check()
+            raise TimeoutError("the episode manager was not discovered within 90 s")
+        yield processes, client, episodes
+    finally:
+        client.destroy_node()
+        processes.stop()
+        rclpy.try_shutdown(context=context)
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 30.0) -> bool:
+    """Wait until ``text`` appears in a node's log file."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,77 @@
+"""The sim graph as real processes on DDS: episodes run, are recorded, labelled and read back."""
+
+from pathlib import Path
+
+import pytest
+from graph_helpers import running_sim_graph
+from mcap_ros2.reader import read_ros2_messages
+from rosbags.highlevel import AnyReader
+
+from wmpo_episodes.episodes import list_episodes, read_episode_info
+from wmpo_episodes.typestore import episode_typestore
+
+pytestmark = pytest.mark.graph
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    from conftest import next_domain_id
+
+    with running_sim_graph(tmp_path_factory.mktemp("sim_graph"), next_domain_id()) as running:
+        yield running
+
+
+def topic_messages(bag):
+    with AnyReader([Path(bag)], default_typestore=episode_typestore()) as reader:
+        out = {}
+        for connection, _, raw in reader.messages():
+            out.setdefault(connection.topic, []).append(reader.deserialize(raw, connection.msgtype))
+    return out
+
+
+def test_lift_episodes_with_the_scripted_expert_mostly_succeed_and_are_recorded(graph):
+    processes, client, episodes_dir = graph
+    results = [client.run_episode("Lift", seed=seed, record_mode="all", timeout=240) for seed in (10, 11, 12)]
+    outcomes = [r.summary["outcome"] for r in results]
+    assert outcomes.count("success") >= 2, outcomes
+    for result in results:
+        s = result.summary
+        info = read_episode_info(result.bag_path)
+        assert info.outcome == s["outcome"] and info.summary["num_steps"] == s["num_steps"]
+        topics = topic_messages(result.bag_path)
+        # One frame per control step (+ the reset frame), one commanded/executed action per step.
+        assert len(topics["/arm/executed_action"]) == s["num_steps"]
+        assert len(topics["/arm/commanded_action"]) == s["num_steps"]
+        assert [m.step for m in topics["/arm/executed_action"]] == list(range(s["num_steps"]))
+        assert len(topics["/camera/image_raw"]) == s["num_steps"] + 1
+        assert len(topics["/arm/joint_states"]) == s["num_steps"] + 1
+        chunks = topics["/policy_server/action_chunk"]
+        assert len(chunks) == s["num_chunks"] and chunks[0].policy_id == "scripted_expert/Lift"
+        assert topics["/instruction"][0].data == "pick up the red cube"
+        assert topics["/episode/summary"][0].outcome == s["outcome"]
+        if s["outcome"] == "success":
+            assert topics["/sim/task_state"][-1].success and s["success_step"] == s["num_steps"]
+    # The independent MCAP reader decodes the same bag, custom types included.
+    mcap_file = next(p for p in Path(results[0].bag_path).iterdir() if p.suffix == ".mcap")
+    decoded = [m for m in read_ros2_messages(str(mcap_file)) if m.channel.topic == "/arm/executed_action"]
+    assert len(decoded) == results[0].summary["num_steps"] and len(decoded[0].ros_msg.action) == 7
+    processes.check()
+
+
+def test_failures_only_mode_keeps_failures_and_drops_successes(graph):
+    processes, client, episodes_dir = graph
+    failure = client.run_episode("Lift", seed=0, max_steps=16, record_mode="failures", timeout=120)
+    success = client.run_episode("Lift", seed=0, record_mode="failures", timeout=240)
+    assert failure.summary["outcome"] == "failure" and failure.summary["num_steps"] == 16
+    assert read_episode_info(failure.bag_path).outcome == "failure"
+    assert success.summary["outcome"] == "success" and success.bag_path == ""
+    kept = {e.path.name for e in list_episodes(episodes_dir)}
+    assert failure.summary["episode_id"] in kept and success.summary["episode_id"] not in kept
+
+
+def test_unknown_task_ends_incomplete_with_the_reason_and_the_graph_survives(graph):
+    processes, client, _ = graph
+    result = client.run_episode("Stack", seed=0, record_mode="all", timeout=60)
+    assert result.summary["outcome"] == "incomplete"
+    assert "unknown task 'Stack'" in (processes.log_dir / "episode_manager.log").read_text()
+    processes.check()

@@ -32,7 +32,7 @@ PARAMETERS = {
     "record_mode": ("all", "default record mode: all | failures | none"),
     "policy_timeout": (10.0, "seconds to wait for the policy's chunk"),
     "arm_timeout": (30.0, "seconds to wait for the arm to execute a chunk or reset"),
-    "service_wait": (10.0, "seconds to wait for the other nodes' services at the start of an episode"),
+    "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
 }
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
 
@@ -147,7 +147,10 @@ class EpisodeManager(Node):
             self._wait_for_services()
             if mode != RunEpisode.Goal.RECORD_NONE:
                 started = await self._call(
-                    self.start_client, StartRecording.Request(summary=summary), 10.0, "recorder/start"
+                    self.start_client,
+                    StartRecording.Request(summary=summary),
+                    self.param("service_wait"),
+                    "recorder/start",
                 )
                 if not started.success:
                     raise EpisodeError(f"recorder refused to start: {started.message}")
@@ -208,7 +211,10 @@ class EpisodeManager(Node):
             keep = mode == RunEpisode.Goal.RECORD_ALL or summary.outcome != EpisodeSummary.OUTCOME_SUCCESS
             try:
                 stopped = await self._call(
-                    self.stop_client, StopRecording.Request(summary=summary, keep=keep), 30.0, "recorder/stop"
+                    self.stop_client,
+                    StopRecording.Request(summary=summary, keep=keep),
+                    self.param("service_wait"),
+                    "recorder/stop",
                 )
                 result.bag_path = stopped.bag_path
             except EpisodeError as error:

@@ -18,7 +18,7 @@ from wmpo_episodes.bag_writer import EpisodeBagWriter
 from wmpo_episodes.layout import INCOMING_DIR, RECORDED_TOPICS, START_INFO_FILE, SUMMARY_TOPIC
 
 
-def _mcap_messages(path: Path) -> list[tuple[str, int, bytes]]:
+def mcap_messages(path: Path) -> list[tuple[str, int, bytes]]:
     """Complete messages of a possibly truncated MCAP file, as (topic, log_time ns, data)."""
     topics: dict[int, str] = {}
     messages = []
@@ -36,7 +36,7 @@ def _mcap_messages(path: Path) -> list[tuple[str, int, bytes]]:
     return messages
 
 
-def _sqlite_messages(path: Path) -> list[tuple[str, int, bytes]]:
+def sqlite_messages(path: Path) -> list[tuple[str, int, bytes]]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         topics = dict(conn.execute("SELECT id, name FROM topics"))
         rows = conn.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp")
@@ -54,10 +54,10 @@ def recover_episode(staging: Path) -> Path | None:
     storage = "mcap"
     for file in staging.iterdir():
         if file.suffix == ".mcap":
-            messages = _mcap_messages(file)
+            messages = mcap_messages(file)
         elif file.suffix == ".db3":
             storage = "sqlite3"
-            messages = _sqlite_messages(file)
+            messages = sqlite_messages(file)
     if not info_path.is_file() and not messages:
         shutil.rmtree(staging)
         return None

@@ -20,6 +20,7 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.time import Time
@@ -106,7 +107,7 @@ class ArmNode(Node):
 
     def limits_for(self, arm: Arm) -> SafetyLimits:
         """Limits from ``safety.*``; unset ones from the backend's defaults (never on hardware)."""
-        given = {key: self.get_parameter(f"safety.{key}").value for key in SAFETY_PARAMETERS}
+        given = {key: self.optional_parameter(f"safety.{key}") for key in SAFETY_PARAMETERS}
         missing = [key for key, value in given.items() if value is None]
         defaults = arm.default_limits()
         if missing and (arm.is_real_hardware or defaults is None):
@@ -123,6 +124,13 @@ class ArmNode(Node):
             return SafetyLimits(**values)
         except ValueError as error:
             raise SafetyConfigError(f"invalid safety limits: {error}") from error
+
+    def optional_parameter(self, name: str):
+        """The parameter's value, or None when it was declared without a value and never set."""
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_estop(self, msg: Bool) -> None:

@@ -47,7 +47,10 @@ class Planner:
             if len(self.actions) == CHUNK_HORIZON:
                 return
             action = np.zeros(ACTION_DIM)
-            action[:3] = np.clip((target - self.position) / TRANSLATION_SCALE, -speed, speed)
+            # Limit the step's length (not each axis): the safety filter caps it at 1 unit too.
+            step = (target - self.position) / TRANSLATION_SCALE
+            length = np.linalg.norm(step)
+            action[:3] = step * min(1.0, speed / length) if length > 0 else 0.0
             action[5] = np.clip(yaw_error / ROTATION_SCALE, -0.4, 0.4)
             yaw_error -= action[5] * ROTATION_SCALE * TRACKING
             action[6] = gripper
@@ -122,7 +125,8 @@ class SquareExpert:
         gripper: float,
         yaw_error: float = 0.0,
         speed: float = 1.0,
-    ):
+    ) -> np.ndarray:
+        """One chunk towards ``target`` (and turning by ``yaw_error``), with the gains applied."""
         planner.move(eef + self.GAIN * (target - eef), gripper, self.YAW_GAIN * yaw_error, CHUNK_HORIZON, speed)
         return planner.chunk(gripper)
 
@@ -166,9 +170,9 @@ class SquareExpert:
         # Turn the nut (with the gripper) square to the peg, and put its centre over the peg: the eef
         # holds the handle, whose offset from the centre turns with it.
         turn = wrap(-nut_yaw, math.pi / 2)
-        c, s_ = math.cos(turn), math.sin(turn)
+        cos_t, sin_t = math.cos(turn), math.sin(turn)
         dx, dy = eef[:2] - nut.position[:2]
-        over_peg = np.array([peg[0] + c * dx - s_ * dy, peg[1] + s_ * dx + c * dy, self.CARRY_HEIGHT])
+        over_peg = np.array([peg[0] + cos_t * dx - sin_t * dy, peg[1] + sin_t * dx + cos_t * dy, self.CARRY_HEIGHT])
         if self.phase == "carry":
             if np.linalg.norm(nut.position[:2] - peg[:2]) < 0.005 and abs(turn) < 0.08:
                 self.phase = "lower"

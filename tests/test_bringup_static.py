@@ -1,0 +1,95 @@
+"""Static checks: the graph definition, its params, the launch files, package metadata, Dockerfiles."""
+
+import ast
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wmpo_bringup.graph import GRAPHS, MODES, params_file
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = ROOT / "src" / "wmpo_bringup" / "launch"
+
+
+def console_scripts(package: str) -> dict[str, str]:
+    """executable -> module, parsed from the package's setup.py."""
+    text = (ROOT / "src" / package / "setup.py").read_text()
+    return dict(re.findall(r'"(\w+) = ([\w.]+):main"', text))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_process_of_the_graph_is_an_installed_executable(mode):
+    for spec in GRAPHS[mode]:
+        scripts = console_scripts(spec.package)
+        assert spec.executable in scripts, f"{spec.package}/setup.py lacks {spec.executable}"
+        assert spec.module() == scripts[spec.executable]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_params_file_has_exactly_the_nodes_of_the_graph(mode):
+    params = yaml.safe_load(params_file(mode).read_text())
+    nodes = {node for spec in GRAPHS[mode] for node in spec.nodes}
+    assert set(params) == nodes
+    for node, section in params.items():
+        assert set(section) == {"ros__parameters"}, node
+
+
+def test_robot_params_leave_the_safety_limits_to_the_user():
+    safety = yaml.safe_load(params_file("robot").read_text())["arm"]["ros__parameters"]["safety"]
+    for required in ("workspace_min", "workspace_max", "max_translation_per_step", "max_rotation_per_step"):
+        assert required not in safety
+
+
+def test_launch_files_take_their_nodes_from_the_graph_definition():
+    top = ast.parse((LAUNCH / "wmpo.launch.py").read_text())
+    imported = {alias.name for node in ast.walk(top) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert {"graph", "params_file", "MODES"} <= imported
+    literals = {n.value for n in ast.walk(top) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    executables = {spec.executable for specs in GRAPHS.values() for spec in specs}
+    assert not executables & literals, "the top launch file must not name graph nodes itself"
+    for mode in MODES:
+        tree = ast.parse((LAUNCH / f"{mode}.launch.py").read_text())
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        assert mode in strings and "wmpo.launch.py" in strings
+        assert "generate_launch_description" in {f.name for f in tree.body if isinstance(f, ast.FunctionDef)}
+
+
+def test_packages_are_format_3_with_matching_names_and_build_types():
+    for package_xml in sorted((ROOT / "src").glob("*/package.xml")):
+        root = ET.parse(package_xml).getroot()
+        assert root.get("format") == "3"
+        assert root.findtext("name") == package_xml.parent.name
+        build_type = root.find("export/build_type").text
+        assert build_type == ("ament_cmake" if (package_xml.parent / "CMakeLists.txt").exists() else "ament_python")
+        if build_type == "ament_python":
+            assert (package_xml.parent / "resource" / package_xml.parent.name).exists()
+            assert (package_xml.parent / "setup.cfg").exists()
+
+
+def test_dockerfiles_pass_hadolint():
+    hadolint = shutil.which("hadolint") or str(Path(__import__("sys").prefix) / "bin" / "hadolint")
+    dockerfiles = sorted(str(p) for p in (ROOT / "docker").glob("*.Dockerfile"))
+    assert dockerfiles
+    result = subprocess.run([hadolint, *dockerfiles], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_documents_every_node_parameter():
+    from wmpo_episodes.episode_manager_node import PARAMETERS as manager
+    from wmpo_episodes.recorder_node import PARAMETERS as recorder
+    from wmpo_policy.policy_server_node import PARAMETERS as policy
+    from wmpo_robot_io.arm_node import PARAMETERS as arm
+    from wmpo_robot_io.arm_node import SAFETY_PARAMETERS as safety
+    from wmpo_robot_io.camera_node import PARAMETERS as camera
+    from wmpo_robot_io.sim_node import ARM_PARAMETERS, CAMERA_PARAMETERS
+
+    readme = (ROOT / "README.md").read_text()
+    names = [*manager, *recorder, *policy, *arm, *camera, *ARM_PARAMETERS, *CAMERA_PARAMETERS]
+    names += [f"safety.{key}" for key in safety]
+    missing = [name for name in names if f"`{name}`" not in readme]
+    assert not missing, f"README lacks parameters {missing}"

@@ -1,0 +1,107 @@
+"""A node killed mid-episode: earlier bags stay intact, the current one is readable and labelled
+incomplete, and the rest of the graph keeps going."""
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from graph_helpers import running_sim_graph
+from rosbags.highlevel import AnyReader
+
+from wmpo_bringup.runner import GraphProcesses
+from wmpo_episodes.episodes import list_episodes, read_episode_info
+from wmpo_episodes.layout import INCOMING_DIR
+from wmpo_episodes.recovery import mcap_messages
+from wmpo_episodes.typestore import episode_typestore
+from wmpo_interfaces.action import RunEpisode
+
+pytestmark = pytest.mark.graph
+FAST_TIMEOUTS = {"episode_manager": {"service_wait": 3.0, "arm_timeout": 5.0}}
+
+
+def snapshot(bag: Path) -> dict:
+    return {p.name: p.read_bytes() for p in bag.iterdir()}
+
+
+def start_episode_and_wait_until_step(client, seed: int, step: int):
+    """Send a RunEpisode goal and spin until its feedback reports ``step`` steps."""
+    progress = []
+    goal = RunEpisode.Goal(task="Lift", seed=seed, init_state_id=-1, max_steps=0, record_mode="all")
+    handle = client.send_episode_goal(goal, feedback=lambda f: progress.append(f.feedback.step))
+    deadline = time.monotonic() + 60
+    while (not progress or progress[-1] < step) and time.monotonic() < deadline:
+        client.spinner.spin_once(timeout_sec=0.05)
+    assert progress and progress[-1] >= step
+    return handle
+
+
+def wait_for_flushed_bytes(incoming: Path, size: int, client, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(f.stat().st_size for f in incoming.glob("*/*.mcap")) > size:
+            return True
+        client.spinner.spin_once(timeout_sec=0.05)
+    return False
+
+
+def count_messages(bag: Path, topic: str) -> int:
+    with AnyReader([bag], default_typestore=episode_typestore()) as reader:
+        return sum(1 for c, _, _ in reader.messages() if c.topic == topic)
+
+
+def test_recorder_killed_mid_episode_recovers_the_episode_as_incomplete(tmp_path, ros_domain):
+    with running_sim_graph(tmp_path, ros_domain, FAST_TIMEOUTS) as (processes, client, episodes):
+        first = client.run_episode("Lift", seed=0, record_mode="all", timeout=240)
+        assert first.summary["outcome"] == "success"
+        before = snapshot(Path(first.bag_path))
+        handle = start_episode_and_wait_until_step(client, seed=1, step=24)
+        # Wait until the recorder has flushed images of this episode to disk (one flush period).
+        flushed = wait_for_flushed_bytes(episodes / INCOMING_DIR, 50_000, client)
+        assert flushed, "the recorder flushed nothing within 30 s"
+        (staged_file,) = (episodes / INCOMING_DIR).glob("*/*.mcap")
+        on_disk = [m for m in mcap_messages(staged_file) if m[0] == "/camera/image_raw"]
+        processes.processes["recorder"].send_signal(signal.SIGKILL)
+        second = client.wait_for_result(handle, timeout=120)
+        assert second.bag_path == ""  # the recorder was gone when the episode ended
+        staging = list((episodes / INCOMING_DIR).iterdir())
+        assert len(staging) == 1
+        # A new recorder recovers what the killed one left.
+        env = processes.env
+        restarted = GraphProcesses(
+            "sim",
+            tmp_path / "logs_restart",
+            overrides={"recorder": {"output_dir": str(episodes)}},
+            env=env,
+            only=("recorder",),
+        ).start()
+        try:
+            deadline = time.monotonic() + 60
+            while (episodes / INCOMING_DIR).exists() and any((episodes / INCOMING_DIR).iterdir()):
+                assert time.monotonic() < deadline, "the restarted recorder did not recover the episode"
+                restarted.check()
+                time.sleep(0.1)
+        finally:
+            restarted.stop()
+    assert snapshot(Path(first.bag_path)) == before
+    recovered = episodes / second.summary["episode_id"]
+    info = read_episode_info(recovered)
+    assert info.outcome == "incomplete"
+    assert count_messages(recovered, "/camera/image_raw") >= len(on_disk) > 0  # all that was flushed
+    assert [e.outcome for e in list_episodes(episodes)] == ["success", "incomplete"]
+
+
+def test_simulator_killed_mid_episode_ends_it_incomplete_with_a_readable_bag(tmp_path, ros_domain):
+    with running_sim_graph(tmp_path, ros_domain, FAST_TIMEOUTS) as (processes, client, episodes):
+        first = client.run_episode("Lift", seed=0, record_mode="all", timeout=240)
+        before = snapshot(Path(first.bag_path))
+        handle = start_episode_and_wait_until_step(client, seed=1, step=16)
+        processes.processes["camera+arm"].send_signal(signal.SIGKILL)
+        second = client.wait_for_result(handle, timeout=120)
+        assert second.summary["outcome"] == "incomplete"
+        bag = Path(second.bag_path)
+        assert read_episode_info(bag).outcome == "incomplete"
+        assert count_messages(bag, "/arm/executed_action") >= 16
+        assert processes.processes["recorder"].poll() is None  # the rest of the graph is alive
+        assert processes.processes["episode_manager"].poll() is None
+    assert snapshot(Path(first.bag_path)) == before

@@ -1,0 +1,134 @@
+"""Bad input meets the running graph: malformed images, NaN and out-of-box chunks, the e-stop.
+Each is refused or clipped with a clear report, and no node crashes."""
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from graph_helpers import running_sim_graph, wait_for_log
+from rclpy.action import ActionClient
+from sensor_msgs.msg import Image
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+from wmpo_interfaces.action import ExecuteChunk
+from wmpo_interfaces.msg import ActionChunk
+from wmpo_interfaces.srv import ResetEpisode
+
+pytestmark = pytest.mark.graph
+
+
+class ArmDriver:
+    """Direct access to the arm node, bypassing the policy (as a buggy policy would)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.execute = ActionClient(node, ExecuteChunk, "arm/execute_chunk")
+        self.reset_client = node.create_client(ResetEpisode, "arm/reset")
+        self.release = node.create_client(Trigger, "arm/release_estop")
+        self.estop = node.create_publisher(Bool, "estop", 10)
+        self.bad_images = node.create_publisher(Image, "camera/image_raw", 10)
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.poses: list[PoseStamped] = []
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diagnostics.extend(m.status), 50)
+        node.create_subscription(PoseStamped, "arm/eef_pose", self.poses.append, 50)
+        assert self.execute.wait_for_server(timeout_sec=30) and self.reset_client.wait_for_service(timeout_sec=30)
+
+    def call(self, client, request):
+        future = client.call_async(request)
+        self.node.spin_until(future, 30.0)
+        return future.result()
+
+    def reset(self, seed=0):
+        assert self.call(self.reset_client, ResetEpisode.Request(task="Lift", seed=seed, init_state_id=-1)).success
+
+    def run_chunk(self, actions: np.ndarray):
+        chunk = ActionChunk(horizon=len(actions), action_dim=7, actions=[float(v) for v in actions.reshape(-1)])
+        chunk.header.stamp = self.node.get_clock().now().to_msg()
+        send = self.execute.send_goal_async(ExecuteChunk.Goal(chunk=chunk))
+        self.node.spin_until(send, 30.0)
+        result = send.result().get_result_async()
+        self.node.spin_until(result, 30.0)
+        return result.result()
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    from conftest import next_domain_id
+
+    with running_sim_graph(tmp_path_factory.mktemp("safety_graph"), next_domain_id()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def arm(graph):
+    return ArmDriver(graph[1])
+
+
+def spin_until(node, predicate, timeout=10.0):
+    """Spin the test node until ``predicate()`` is truthy (graph state, not a fixed sleep)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        node.spinner.spin_once(timeout_sec=0.05)
+    return predicate()
+
+
+def diagnostic(arm, kind):
+    return next((s for s in arm.diagnostics if any(v.key == "kind" and v.value == kind for v in s.values)), None)
+
+
+def test_malformed_images_are_rejected_with_a_clear_log_and_no_crash(graph, arm):
+    processes, node, _ = graph
+    arm.bad_images.publish(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(7)))
+    arm.bad_images.publish(Image(height=4, width=4, encoding="32FC1", step=16, data=bytes(64)))
+    log = processes.log_dir / "policy_server.log"
+    assert wait_for_log(log, "data has 7 bytes, expected step*height = 48")
+    assert wait_for_log(log, "unsupported encoding '32FC1'")
+    result = node.run_episode("Lift", seed=1, max_steps=8, record_mode="none", timeout=120)
+    assert result.summary["outcome"] == "failure" and result.summary["num_steps"] == 8  # still serving
+    processes.check()
+
+
+def test_nan_chunk_is_refused_whole_and_reported(graph, arm):
+    processes, node, _ = graph
+    arm.reset()
+    actions = np.zeros((8, 7))
+    actions[3, 1] = np.nan
+    wrapped = arm.run_chunk(actions)
+    assert wrapped.status == 6  # ABORTED
+    assert "non-finite" in wrapped.result.message and wrapped.result.steps_executed == 0
+    status = spin_until(node, lambda: diagnostic(arm, "non_finite"))
+    assert status is not None and status.level == DiagnosticStatus.ERROR
+    assert wait_for_log(processes.log_dir / "camera+arm.log", "safety: non_finite")
+    processes.check()
+
+
+def test_out_of_box_chunk_is_clipped_to_the_workspace(graph, arm):
+    processes, node, _ = graph
+    arm.reset()
+    down = np.tile([0, 0, -1.0, 0, 0, 0, -1], (8, 1))  # 40 cm down, through the table
+    for _ in range(2):
+        wrapped = arm.run_chunk(down)
+        assert wrapped.status == 4 and wrapped.result.steps_executed == 8  # SUCCEEDED, clipped
+    assert spin_until(node, lambda: diagnostic(arm, "workspace")).level == DiagnosticStatus.WARN
+    lowest = spin_until(node, lambda: min((p.pose.position.z for p in arm.poses), default=None))
+    assert lowest >= 0.805 - 0.01, lowest  # the box floor (controller tracking error < 1 cm)
+    processes.check()
+
+
+def test_estop_latches_refuses_chunks_until_released(graph, arm):
+    processes, node, _ = graph
+    arm.reset()
+    arm.estop.publish(Bool(data=True))
+    assert spin_until(node, lambda: diagnostic(arm, "estop"))
+    wrapped = arm.run_chunk(np.zeros((8, 7)))
+    assert wrapped.status == 6 and "e-stop latched" in wrapped.result.message
+    assert arm.call(arm.release, Trigger.Request()).success
+    wrapped = arm.run_chunk(np.zeros((8, 7)))
+    assert wrapped.status == 4 and wrapped.result.steps_executed == 8
+    processes.check()

@@ -21,7 +21,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /ws
 # Python dependencies that are not ROS packages (the ROS wheels of requirements.txt are not used here).
 COPY requirements.txt requirements.lock ./
-RUN grep -vE '^(ros-|catkin-pkg|#|$)' requirements.txt > /tmp/requirements-robot.txt \
+RUN grep -vE '^(ros-|catkin-pkg|setuptools|wheel|#|$)' requirements.txt > /tmp/requirements-robot.txt \
     && python3 -m pip install --ignore-installed -r /tmp/requirements-robot.txt
 
 COPY src/ src/

@@ -31,7 +31,8 @@ from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording, St
 PARAMETERS = {
     "record_mode": ("all", "default record mode: all | failures | none"),
     "policy_timeout": (10.0, "seconds to wait for the policy's chunk"),
-    "arm_timeout": (30.0, "seconds to wait for the arm to execute a chunk or reset"),
+    "arm_timeout": (30.0, "seconds to wait for the arm to execute a chunk"),
+    "reset_timeout": (120.0, "seconds to wait for a reset (the first one builds the simulated scene)"),
     "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
 }
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
@@ -158,7 +159,7 @@ class EpisodeManager(Node):
             reset = await self._call(
                 self.reset_client,
                 ResetEpisode.Request(task=goal.task, seed=goal.seed, init_state_id=goal.init_state_id),
-                self.param("arm_timeout"),
+                self.param("reset_timeout"),
                 "arm/reset",
             )
             if not reset.success:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -35,7 +36,9 @@ PARAMETERS = {
     "flush_period": (1.0, "seconds between flushes to disk (data lost at most on SIGKILL)"),
     "stall_timeout": (60.0, "close a recording as incomplete after this long without an executed action [s]"),
     "queue_depth": (100, "subscription queue depth per topic"),
+    "drain_timeout": (1.0, "on stop, wait up to this long for the episode's last messages [s]"),
 }
+QUIET_PERIOD = 0.1  # s without any message: the episode's last messages have arrived
 LATCHED_TOPICS = {"/instruction"}
 STALL_TOPIC = "/arm/executed_action"
 
@@ -63,17 +66,25 @@ class Recorder(Node):
         self._bag: EpisodeBagWriter | None = None
         self._start_summary: dict = {}
         self._last_activity = time.monotonic()
+        self._last_message = time.monotonic()
+        self._executed_in_bag = 0
         self.received = dict.fromkeys(RECORDED_TOPICS, 0)
+        messages, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         depth = self.get_parameter("queue_depth").value
         for topic, msgtype in RECORDED_TOPICS.items():
             qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
             if topic in LATCHED_TOPICS:
                 qos.durability = DurabilityPolicy.TRANSIENT_LOCAL
             self.create_subscription(
-                message_class(msgtype), topic, lambda data, topic=topic: self._on_message(topic, data), qos, raw=True
+                message_class(msgtype),
+                topic,
+                lambda data, topic=topic: self._on_message(topic, data),
+                qos,
+                raw=True,
+                callback_group=messages,
             )
-        self.create_service(StartRecording, "~/start", self._on_start)
-        self.create_service(StopRecording, "~/stop", self._on_stop)
+        self.create_service(StartRecording, "~/start", self._on_start, callback_group=services)
+        self.create_service(StopRecording, "~/stop", self._on_stop, callback_group=services)
         self.create_timer(self.get_parameter("flush_period").value, self._on_timer)
 
     def _on_message(self, topic: str, data: bytes) -> None:
@@ -83,8 +94,10 @@ class Recorder(Node):
             if self._bag is None:
                 return
             self._bag.write(topic, now, data)
+            self._last_message = time.monotonic()
             if topic == STALL_TOPIC:
-                self._last_activity = time.monotonic()
+                self._last_activity = self._last_message
+                self._executed_in_bag += 1
 
     def _on_start(self, request, response):
         summary = summary_to_dict(request.summary)
@@ -101,12 +114,26 @@ class Recorder(Node):
                 return response
             self._start_summary = summary
             self._last_activity = time.monotonic()
+            self._executed_in_bag = 0
             response.success, response.bag_path = True, str(self._bag.staging_path)
         self.get_logger().info(f"recording {summary['episode_id']}")
         return response
 
+    def _drain(self, executed_steps: int) -> None:
+        """Wait (bounded by drain_timeout) until the episode's last messages are in: every executed
+        action, then a quiet moment. Messages travel on other paths than the stop request."""
+        deadline = time.monotonic() + self.get_parameter("drain_timeout").value
+        while time.monotonic() < deadline:
+            with self._lock:
+                arrived = self._executed_in_bag >= executed_steps
+                quiet = time.monotonic() - self._last_message > QUIET_PERIOD
+            if arrived and quiet:
+                return
+            time.sleep(0.01)
+
     def _on_stop(self, request, response):
         summary = summary_to_dict(request.summary)
+        self._drain(request.summary.num_steps)
         with self._lock:
             if self._bag is None:
                 response.success, response.message = False, "not recording"
@@ -151,12 +178,15 @@ def main(args=None):
         rclpy.logging.get_logger("recorder").fatal(str(error))
         rclpy.try_shutdown()
         raise SystemExit(1) from None
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.close_as_incomplete()
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -17,7 +17,7 @@ from wmpo_episodes.typestore import episode_typestore
 from wmpo_interfaces.action import RunEpisode
 
 pytestmark = pytest.mark.graph
-FAST_TIMEOUTS = {"episode_manager": {"service_wait": 3.0, "arm_timeout": 5.0}}
+FAST_TIMEOUTS = {"episode_manager": {"service_wait": 3.0, "arm_timeout": 10.0}}
 
 
 def snapshot(bag: Path) -> dict:

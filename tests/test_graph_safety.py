@@ -84,6 +84,8 @@ def diagnostic(arm, kind):
 
 def test_malformed_images_are_rejected_with_a_clear_log_and_no_crash(graph, arm):
     processes, node, _ = graph
+    # Wait until the policy server and the recorder subscribe to our publisher (graph state).
+    assert spin_until(node, lambda: arm.bad_images.get_subscription_count() >= 2, timeout=30)
     arm.bad_images.publish(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(7)))
     arm.bad_images.publish(Image(height=4, width=4, encoding="32FC1", step=16, data=bytes(64)))
     log = processes.log_dir / "policy_server.log"

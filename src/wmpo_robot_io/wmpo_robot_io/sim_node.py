@@ -6,6 +6,7 @@ parameters of the ``camera`` node (image size, camera name, render settings) and
 (control rate).
 """
 
+import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -22,7 +23,14 @@ CAMERA_PARAMETERS = {
     "image_size": (128, "sim: square image size [px]"),
     "fast_render": (True, "sim: no MSAA, shadows or reflections (~3x faster on CPU)"),
 }
-ARM_PARAMETERS = {"control_freq": (20, "sim: control steps per second [Hz]")}
+ARM_PARAMETERS = {
+    "control_freq": (20, "sim: control steps per second [Hz]"),
+    "warmup_task": (
+        "Lift",
+        "sim: task built and stepped once at start-up ('' = none), so that the first "
+        "episode does not pay for scene building and robosuite's JIT compilation",
+    ),
+}
 
 
 def main(args=None):
@@ -44,6 +52,11 @@ def main(args=None):
     try:
         camera.start(SimCamera(world))
         arm.start(SimArm(world))
+        warmup_task = arm.get_parameter("warmup_task").value
+        if warmup_task:
+            world.reset(warmup_task, seed=0)
+            world.step(np.zeros(7))
+            arm.get_logger().info(f"simulator warmed up on {warmup_task}")
         executor.add_node(camera)
         executor.add_node(arm)
         executor.spin()

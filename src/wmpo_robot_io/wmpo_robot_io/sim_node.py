@@ -50,13 +50,13 @@ def main(args=None):
     )
     executor = MultiThreadedExecutor(num_threads=4)
     try:
-        camera.start(SimCamera(world))
-        arm.start(SimArm(world))
         warmup_task = arm.get_parameter("warmup_task").value
-        if warmup_task:
+        if warmup_task:  # before the camera listens: no frame of it is ever published
             world.reset(warmup_task, seed=0)
             world.step(np.zeros(7))
             arm.get_logger().info(f"simulator warmed up on {warmup_task}")
+        camera.start(SimCamera(world))
+        arm.start(SimArm(world))
         executor.add_node(camera)
         executor.add_node(arm)
         executor.spin()

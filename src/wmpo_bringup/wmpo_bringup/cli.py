@@ -72,7 +72,9 @@ def cmd_demo(args) -> int:
                 bar = progress.add_task(f"{args.task} episodes", total=args.episodes)
                 for index in range(args.episodes):
                     processes.check()
-                    result = client.run_episode(args.task, seed=args.seed + index, record_mode=args.record_mode)
+                    result = client.run_episode(
+                        args.task, seed=args.seed + index, max_steps=args.max_steps, record_mode=args.record_mode
+                    )
                     rows.append(result)
                     progress.advance(bar)
         except GraphError as error:
@@ -137,6 +139,7 @@ def main(argv=None) -> int:
     demo.add_argument("--task", default="Lift", choices=["Lift", "NutAssemblySquare"])
     demo.add_argument("--episodes", type=int, default=5)
     demo.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
+    demo.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0 = the task's)")
     demo.add_argument("--image-size", type=int, default=128)
     demo.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
     demo.add_argument("--output", default="runs/demo")

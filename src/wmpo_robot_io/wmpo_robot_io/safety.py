@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ACTION_DIM = 7
+TOLERANCE = 1e-6  # relative: a step at exactly the limit (up to rounding) is not an intervention
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class SafetyFilter:
             )
         delta = clipped - position
         norm = float(np.linalg.norm(delta))
-        if norm > limits.max_translation_per_step:
+        if norm > limits.max_translation_per_step * (1 + TOLERANCE):
             delta *= limits.max_translation_per_step / norm
             events.append(
                 Intervention(
@@ -167,7 +168,7 @@ class SafetyFilter:
 
         rotation = out[3:6] * self.rotation_scale
         angle = float(np.linalg.norm(rotation))
-        if angle > limits.max_rotation_per_step:
+        if angle > limits.max_rotation_per_step * (1 + TOLERANCE):
             out[3:6] *= limits.max_rotation_per_step / angle
             events.append(
                 Intervention(

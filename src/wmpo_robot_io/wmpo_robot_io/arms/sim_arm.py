@@ -59,7 +59,7 @@ class SimArm(Arm):
         # above it and within the Panda's comfortable reach in front of its base at x = -0.56.
         return SafetyLimits(
             workspace_min=(-0.40, -0.40, 0.805),
-            workspace_max=(0.30, 0.40, 1.35),
+            workspace_max=(0.38, 0.40, 1.35),
             max_translation_per_step=0.05,
             max_rotation_per_step=0.5,
         )

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 
-.PHONY: env demo test lint bench clean
+.PHONY: env demo test lint bench lock clean
 
 env:
 	@VENV=$(VENV) bash scripts/setup_env.sh
@@ -27,6 +27,11 @@ lint: env
 ## Benchmarks (not in CI): print figures side by side.
 bench: env
 	$(PY) bench/recorder_throughput.py
+
+## Re-pin requirements.lock from the venv (after changing requirements.txt); local version
+## labels (+cpu) are dropped so that GPU machines resolve the same versions.
+lock: env
+	$(VENV)/bin/pip freeze --exclude-editable | sed -E 's/\+[a-z0-9.]+$$//' > requirements.lock
 
 clean:
 	rm -rf build runs

@@ -1,0 +1,66 @@
+"""VLAConfig: a transformers PretrainedConfig (save_pretrained / from_pretrained as config.json)."""
+
+from transformers import PretrainedConfig
+
+from wmpo_policy.vla.action_tokens import N_BINS
+
+# Tiny defaults that train on CPU; a GPU run passes bigger sub-configs (or loads a checkpoint).
+TINY_VISION = {
+    "hidden_size": 192,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "patch_size": 16,
+    "image_size": 128,
+}
+TINY_TEXT = {
+    "hidden_size": 256,
+    "intermediate_size": 688,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 512,
+}
+
+
+class VLAConfig(PretrainedConfig):
+    """
+    vision_config: SiglipVisionConfig fields (its image_size is the policy's input size, px).
+    text_config: LlamaConfig fields; vocab_size = text tokens + N_BINS action tokens (the last ids).
+    chunk_size, action_dim: K and D; the model predicts K*D tokens per chunk.
+    decoding: "parallel" (one forward pass per chunk) or "autoregressive".
+    """
+
+    model_type = "wmpo_vla"
+
+    def __init__(
+        self,
+        vision_config: dict | None = None,
+        text_config: dict | None = None,
+        text_vocab_size: int = 512,
+        projector_hidden_size: int = 512,
+        chunk_size: int = 8,
+        action_dim: int = 7,
+        decoding: str = "parallel",
+        **kwargs,
+    ):
+        if decoding not in ("parallel", "autoregressive"):
+            raise ValueError(f"decoding must be parallel or autoregressive, got {decoding!r}")
+        self.vision_config = {**TINY_VISION, **(vision_config or {})}
+        self.text_config = {**TINY_TEXT, **(text_config or {})}
+        if "vocab_size" not in (text_config or {}):
+            self.text_config["vocab_size"] = text_vocab_size + N_BINS
+        self.text_vocab_size = text_vocab_size
+        self.projector_hidden_size = projector_hidden_size
+        self.chunk_size = chunk_size
+        self.action_dim = action_dim
+        self.decoding = decoding
+        super().__init__(**kwargs)
+
+    @property
+    def image_size(self) -> int:
+        return self.vision_config["image_size"]
+
+    @property
+    def num_action_tokens(self) -> int:
+        return self.chunk_size * self.action_dim

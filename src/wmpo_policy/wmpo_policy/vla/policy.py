@@ -1,0 +1,112 @@
+"""VLAPolicy: model + tokenizer + action statistics, from images and instructions to actions.
+
+A checkpoint is one folder: config.json + model.safetensors (transformers save_pretrained),
+the tokenizer files, and action_stats.json. It is written to a temporary folder and renamed into
+place, so a crash never leaves a half-written checkpoint.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedTokenizerFast
+
+from wmpo_policy.vla.action_tokens import bins_to_actions
+from wmpo_policy.vla.modeling import VLAForActionPrediction
+from wmpo_policy.vla.normalization import ActionStats
+from wmpo_policy.vla.tokenization import prompt
+
+STATS_FILE = "action_stats.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be loaded; the text says what is missing or wrong."""
+
+
+def images_to_pixels(images: np.ndarray, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB -> (B, 3, size, size) float in [-1, 1] (SigLIP normalisation)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be (B, H, W, 3) uint8, got {images.shape} {images.dtype}")
+    pixels = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if pixels.shape[-2:] != (size, size):
+        pixels = F.interpolate(pixels, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return pixels
+
+
+class VLAPolicy:
+    def __init__(self, model: VLAForActionPrediction, tokenizer: PreTrainedTokenizerFast, stats: ActionStats):
+        if len(tokenizer) > model.config.text_vocab_size:
+            raise CheckpointError(
+                f"tokenizer has {len(tokenizer)} tokens > text_vocab_size {model.config.text_vocab_size}"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.stats = stats
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "VLAPolicy":
+        path = Path(path)
+        for required in ("config.json", STATS_FILE, "tokenizer.json"):
+            if not (path / required).is_file():
+                raise CheckpointError(f"{path} is not a VLA checkpoint: {required} is missing")
+        try:
+            model = VLAForActionPrediction.from_pretrained(path, use_safetensors=True).to(device).eval()
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+            stats = ActionStats.load(path / STATS_FILE)
+        except Exception as error:  # noqa: BLE001  corrupt files raise many types (safetensors, json, torch)
+            raise CheckpointError(f"cannot load the VLA checkpoint {path}: {error}") from error
+        return cls(model, tokenizer, stats)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the checkpoint atomically (temporary folder, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp, safe_serialization=True)
+        self.tokenizer.save_pretrained(tmp)
+        self.stats.save(tmp / STATS_FILE)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+        return path
+
+    # -- inference ---------------------------------------------------------------------------
+    def encode(self, images: np.ndarray, instructions: list[str]) -> dict:
+        """Model inputs for a batch of (H, W, 3) uint8 images and their instructions."""
+        if len(images) != len(instructions):
+            raise ValueError(f"{len(images)} images but {len(instructions)} instructions")
+        text = self.tokenizer([prompt(i) for i in instructions], return_tensors="pt", padding=True)
+        return {
+            "pixel_values": images_to_pixels(images, self.model.config.image_size, self.device),
+            "input_ids": text["input_ids"].to(self.device),
+            "attention_mask": text["attention_mask"].to(self.device),
+        }
+
+    def bins_to_actions(self, bins: torch.Tensor) -> np.ndarray:
+        """(B, K*D) bins -> (B, K, D) actions in controller units."""
+        config = self.model.config
+        normalized = bins_to_actions(bins.cpu().numpy()).reshape(-1, config.chunk_size, config.action_dim)
+        return self.stats.denormalize(normalized)
+
+    @torch.no_grad()
+    def predict(
+        self, images: np.ndarray, instructions: list[str], temperature: float = 0.0, generator=None
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """Actions (B, K, D) in controller units, the chosen bins (B, K*D) and their log-probs."""
+        inputs = self.encode(images, instructions)
+        bins, logps = self.model.generate_bins(**inputs, temperature=temperature, generator=generator)
+        return self.bins_to_actions(bins), bins, logps

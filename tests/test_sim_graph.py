@@ -75,3 +75,51 @@ def test_unknown_task_ends_incomplete_with_the_reason_and_the_graph_survives(gra
     assert result.summary["outcome"] == "incomplete"
     assert "unknown task 'Stack'" in (processes.log_dir / "episode_manager.log").read_text()
     processes.check()
+
+
+def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(graph, tmp_path):
+    import numpy as np
+    import torch
+
+    from wmpo_episodes.dataset import EpisodeDataset, build_dataset
+    from wmpo_policy.train_bc import BCConfig, train
+
+    processes, client, episodes_dir = graph
+    records = build_dataset(episodes_dir, tmp_path / "data")
+    kept = [e for e in list_episodes(episodes_dir) if e.outcome != "incomplete"]
+    assert [r.episode_id for r in records] == [e.summary["episode_id"] for e in kept]
+    data = EpisodeDataset(tmp_path / "data")
+    for index, info in enumerate(kept):
+        episode = data.episode(index)
+        steps = info.summary["num_steps"]
+        assert episode["frames"].shape == (steps + 1, 64, 64, 3) and episode["actions"].shape == (steps, 7)
+        assert np.all(np.diff(episode["frame_stamps"]) > 0)  # one distinct frame per control step
+        topics = topic_messages(info.path)
+        np.testing.assert_allclose(episode["actions"][-1], topics["/arm/executed_action"][-1].action)
+        last = topics["/camera/image_raw"][-1]
+        assert episode["frame_stamps"][-1] == last.header.stamp.sec * 10**9 + last.header.stamp.nanosec
+
+    small = {
+        "vision_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2},
+        "text_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2},
+        "projector_hidden_size": 64,
+    }
+    config = BCConfig(
+        dataset=str(tmp_path / "data"),
+        output=str(tmp_path / "bc"),
+        steps=20,
+        batch_size=4,
+        image_size=64,
+        model_overrides=small,
+        checkpoint_every=10,
+        log_every=5,
+        threads=1,
+    )
+    first = train(config)
+    assert first.name == "step_20" and (first / "model.safetensors").is_file()
+    state = torch.load(first / "trainer_state.pt", weights_only=True)
+    assert state["step"] == 20
+    config.steps = 30
+    resumed = train(config)  # picks up at step 20 from the checkpoint
+    assert resumed.name == "step_30"
+    assert (tmp_path / "bc" / "tb").is_dir()

@@ -41,7 +41,21 @@ def cmd_run(args) -> int:
         processes.stop()
 
 
-def cmd_demo(args) -> int:
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict, title: str) -> dict:
+    """Start the sim graph, run one RunEpisode per goal (seed / init_state_id / max_steps /
+    record_mode), print a table and write <output>/summary.json. Returns the summary."""
+    import os
+
     import rclpy
     from rich.console import Console
     from rich.progress import Progress
@@ -52,39 +66,33 @@ def cmd_demo(args) -> int:
     from wmpo_bringup.runner import GraphError, GraphProcesses
 
     console = Console()
-    output = Path(args.output).resolve()
-    episodes_dir = output / "episodes"
-    overrides = {"recorder": {"output_dir": str(episodes_dir)}, "camera": {"image_size": args.image_size}}
+    output = output.resolve()
+    overrides = {**overrides, "recorder": {"output_dir": str(output / "episodes"), **overrides.get("recorder", {})}}
     env = node_environment(log_dir=str(output / "logs" / "ros"))
     rows = []
     started = time.monotonic()
     with GraphProcesses("sim", output / "logs", overrides=overrides, env=env) as processes:
-        import os
-
         os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "RMW_", "AMENT_"))})
         rclpy.init()
-        client = EpisodeClient("wmpo_demo")
+        client = EpisodeClient("wmpo_cli")
         try:
-            if not client.wait_for_graph(timeout=60.0):
+            if not client.wait_for_graph(timeout=120.0):
                 processes.check()
-                raise GraphError("the episode manager did not come up within 60 s")
+                raise GraphError("the episode manager did not come up within 120 s")
             with Progress(console=console) as progress:
-                bar = progress.add_task(f"{args.task} episodes", total=args.episodes)
-                for index in range(args.episodes):
+                bar = progress.add_task(f"{task} episodes", total=len(goals))
+                for goal in goals:
                     processes.check()
-                    result = client.run_episode(
-                        args.task, seed=args.seed + index, max_steps=args.max_steps, record_mode=args.record_mode
-                    )
-                    rows.append(result)
+                    rows.append(client.run_episode(task, **goal))
                     progress.advance(bar)
         except GraphError as error:
             console.print(f"[red]{error}")
-            return 1
+            raise SystemExit(1) from None
         finally:
             client.destroy_node()
             rclpy.try_shutdown()
     elapsed = time.monotonic() - started
-    table = Table(title=f"{args.task}: {args.episodes} episodes with the scripted expert on the simulated arm")
+    table = Table(title=title)
     for column in ("episode", "outcome", "steps", "success step", "interventions", "bag"):
         table.add_column(column)
     for result in rows:
@@ -99,20 +107,94 @@ def cmd_demo(args) -> int:
         )
     console.print(table)
     successes = sum(r.summary["outcome"] == "success" for r in rows)
+    lengths = [r.summary["num_steps"] for r in rows if r.summary["outcome"] == "success"]
+    low, high = wilson_interval(successes, len(rows))
     report = {
-        "task": args.task,
+        "task": task,
         "episodes": len(rows),
         "successes": successes,
         "success_rate": successes / max(1, len(rows)),
+        "success_rate_95ci": [round(low, 4), round(high, 4)],
+        "mean_success_length": float(sum(lengths) / len(lengths)) if lengths else None,
         "wall_time_s": round(elapsed, 1),
         "results": [{"summary": r.summary, "bag_path": r.bag_path} for r in rows],
     }
     (output / "summary.json").write_text(json.dumps(report, indent=2))
     console.print(
-        f"{successes}/{len(rows)} succeeded in {elapsed:.0f} s; bags in {episodes_dir}; "
-        f"summary in {output / 'summary.json'}"
+        f"{successes}/{len(rows)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s; "
+        f"bags in {output / 'episodes'}; summary in {output / 'summary.json'}"
     )
-    return 0 if len(rows) == args.episodes else 1
+    return report
+
+
+def cmd_demo(args) -> int:
+    goals = [
+        {"seed": args.seed + i, "max_steps": args.max_steps, "record_mode": args.record_mode}
+        for i in range(args.episodes)
+    ]
+    overrides = {"camera": {"image_size": args.image_size}}
+    title = f"{args.task}: {args.episodes} episodes with the scripted expert on the simulated arm"
+    report = run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
+    return 0 if report["episodes"] == args.episodes else 1
+
+
+def parse_range(text: str) -> list[int]:
+    """'100:200' -> 100..199; '3,5,8' -> [3, 5, 8]."""
+    if ":" in text:
+        first, last = text.split(":")
+        return list(range(int(first), int(last)))
+    return [int(v) for v in text.split(",")]
+
+
+def cmd_eval(args) -> int:
+    """Greedy rollouts of a VLA checkpoint on held-out initial states, through the real graph."""
+    from wmpo_policy.vla.policy import VLAPolicy
+
+    policy = VLAPolicy.from_pretrained(args.checkpoint)  # fail early, with a clear error
+    goals = [
+        {"init_state_id": i, "max_steps": args.max_steps, "record_mode": args.record_mode}
+        for i in parse_range(args.init_states)
+    ]
+    overrides = {
+        "camera": {"image_size": args.image_size},
+        "policy_server": {"backend": "vla", "checkpoint": str(Path(args.checkpoint).resolve()), "temperature": 0.0},
+    }
+    title = f"{args.task}: greedy VLA {args.checkpoint} ({policy.stats.id}) on initial states {args.init_states}"
+    run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
+    return 0
+
+
+def cmd_dataset(args) -> int:
+    from tqdm import tqdm
+
+    from wmpo_episodes.dataset import build_dataset
+
+    records = build_dataset(
+        Path(args.episodes), Path(args.output), args.image_size, args.include_incomplete, progress=tqdm
+    )
+    outcomes = {o: sum(r.outcome == o for r in records) for o in ("success", "failure", "incomplete")}
+    print(f"{len(records)} episodes, {sum(r.num_steps for r in records)} steps -> {args.output} ({outcomes})")
+    return 0
+
+
+def cmd_train_bc(args) -> int:
+    from wmpo_policy.train_bc import BCConfig, train
+
+    config = BCConfig(
+        dataset=args.dataset,
+        output=args.output,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        image_size=args.image_size,
+        decoding=args.decoding,
+        init_checkpoint=args.init_checkpoint,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+    )
+    train(config)
+    return 0
 
 
 def cmd_episodes(args) -> int:
@@ -144,6 +226,34 @@ def main(argv=None) -> int:
     demo.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
     demo.add_argument("--output", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
+    evaluate = sub.add_parser("eval", help="greedy rollouts of a VLA checkpoint on held-out initial states")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--task", default="Lift", choices=["Lift", "NutAssemblySquare"])
+    evaluate.add_argument("--init-states", default="1000:1020", help="ids 'first:last' (exclusive) or 'a,b,c'")
+    evaluate.add_argument("--max-steps", type=int, default=0)
+    evaluate.add_argument("--image-size", type=int, default=128)
+    evaluate.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
+    evaluate.add_argument("--output", default="runs/eval")
+    evaluate.set_defaults(func=cmd_eval)
+    dataset = sub.add_parser("dataset", help="convert episode bags into a training dataset (once)")
+    dataset.add_argument("episodes", help="folder of episode bags")
+    dataset.add_argument("output", help="dataset folder to create")
+    dataset.add_argument("--image-size", type=int, default=None, help="resize frames (default: as recorded)")
+    dataset.add_argument("--include-incomplete", action="store_true")
+    dataset.set_defaults(func=cmd_dataset)
+    bc = sub.add_parser("train-bc", help="behaviour-clone the VLA on a dataset")
+    bc.add_argument("--dataset", required=True)
+    bc.add_argument("--output", default="runs/bc")
+    bc.add_argument("--steps", type=int, default=2000)
+    bc.add_argument("--batch-size", type=int, default=16)
+    bc.add_argument("--learning-rate", type=float, default=3e-4)
+    bc.add_argument("--image-size", type=int, default=128)
+    bc.add_argument("--decoding", default="parallel", choices=["parallel", "autoregressive"])
+    bc.add_argument("--init-checkpoint", default="", help="start from this VLA checkpoint folder")
+    bc.add_argument("--seed", type=int, default=0)
+    bc.add_argument("--threads", type=int, default=2)
+    bc.add_argument("--device", default="cpu")
+    bc.set_defaults(func=cmd_train_bc)
     run = sub.add_parser("run", help="start a mode's graph until Ctrl-C")
     run.add_argument("mode", choices=MODES)
     run.add_argument("--params", help="params YAML (default: the mode's own)")

@@ -29,12 +29,15 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
-from wmpo_policy.backends import scripted_expert  # noqa: F401  (registers the backend)
+from wmpo_policy.backends import scripted_expert, vla_backend  # noqa: F401  (register the backends)
 from wmpo_policy.backends.base import ObjectPose, Observation, PolicyBackend, PrivilegedState, make_backend
 from wmpo_robot_io.images import ImageError, from_image_msg
 
 PARAMETERS = {
-    "backend": ("scripted_expert", "policy backend (registered name): scripted_expert"),
+    "backend": ("scripted_expert", "policy backend (registered name): scripted_expert | vla"),
+    "checkpoint": ("", "vla: checkpoint folder (config.json, model.safetensors, tokenizer, action_stats.json)"),
+    "device": ("cpu", "vla: torch device (cpu, cuda, cuda:1)"),
+    "temperature": (0.0, "vla: sampling temperature (0 = greedy, as in evaluation)"),
     "marker_frame": ("world", "frame_id of the chunk markers (the arm's base frame)"),
     "translation_scale": (0.05, "metres per unit translation action, to draw the path"),
 }
@@ -73,7 +76,7 @@ class PolicyServer(Node):
         super().__init__("policy_server", **kwargs)
         for key, (default, doc) in PARAMETERS.items():
             self.declare_parameter(key, default, ParameterDescriptor(description=doc))
-        self.backend = backend or make_backend(self.get_parameter("backend").value)
+        self.backend = backend or self._backend_from_parameters()
         self.images_rejected = 0
         self._last_rejection = ""
         self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
@@ -94,6 +97,13 @@ class PolicyServer(Node):
             GetActionChunk, "~/get_action_chunk", self._serve, callback_group=MutuallyExclusiveCallbackGroup()
         )
         self.get_logger().info(f"serving {self.backend.policy_id}")
+
+    def _backend_from_parameters(self) -> PolicyBackend:
+        name = self.get_parameter("backend").value
+        if name == "vla":
+            options = {key: self.get_parameter(key).value for key in ("checkpoint", "device", "temperature")}
+            return make_backend(name, **options)
+        return make_backend(name)
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:

@@ -29,6 +29,7 @@ class VLAConfig(PretrainedConfig):
     text_config: LlamaConfig fields; vocab_size = text tokens + N_BINS action tokens (the last ids).
     chunk_size, action_dim: K and D; the model predicts K*D tokens per chunk.
     decoding: "parallel" (one forward pass per chunk) or "autoregressive".
+    crop_scale: image area kept by the crop (random in training, centred at inference; OpenVLA 0.9).
     """
 
     model_type = "wmpo_vla"
@@ -42,6 +43,7 @@ class VLAConfig(PretrainedConfig):
         chunk_size: int = 8,
         action_dim: int = 7,
         decoding: str = "parallel",
+        crop_scale: float = 0.9,
         **kwargs,
     ):
         if decoding not in ("parallel", "autoregressive"):
@@ -55,6 +57,7 @@ class VLAConfig(PretrainedConfig):
         self.chunk_size = chunk_size
         self.action_dim = action_dim
         self.decoding = decoding
+        self.crop_scale = crop_scale
         super().__init__(**kwargs)
 
     @property

@@ -37,6 +37,24 @@ def images_to_pixels(images: np.ndarray, size: int, device: torch.device | str =
     return pixels
 
 
+def crop_and_resize(pixels: torch.Tensor, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Keep ``scale`` of the image area and resize back: a random square per image when a
+    ``generator`` is given (training augmentation), else the centre (inference)."""
+    if scale >= 1.0:
+        return pixels
+    size = pixels.shape[-1]
+    side = max(1, round(size * scale**0.5))
+    out = []
+    for image in pixels:
+        if generator is None:
+            top = left = (size - side) // 2
+        else:
+            top, left = (int(v) for v in torch.randint(0, size - side + 1, (2,), generator=generator))
+        crop = image[:, top : top + side, left : left + side].unsqueeze(0)
+        out.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False))
+    return torch.cat(out)
+
+
 class VLAPolicy:
     def __init__(self, model: VLAForActionPrediction, tokenizer: PreTrainedTokenizerFast, stats: ActionStats):
         if len(tokenizer) > model.config.text_vocab_size:
@@ -66,14 +84,19 @@ class VLAPolicy:
             raise CheckpointError(f"cannot load the VLA checkpoint {path}: {error}") from error
         return cls(model, tokenizer, stats)
 
-    def save_pretrained(self, path: str | Path) -> Path:
-        """Write the checkpoint atomically (temporary folder, then rename)."""
+    def save_pretrained(self, path: str | Path, extra: dict[str, dict] | None = None) -> Path:
+        """Write the checkpoint atomically (temporary folder, then rename). ``extra`` maps file
+        names to state dicts saved with torch.save inside it (e.g. the optimizer, for resuming);
+        load them with ``torch.load(..., weights_only=True)``."""
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp, safe_serialization=True)
         self.tokenizer.save_pretrained(tmp)
         self.stats.save(tmp / STATS_FILE)
+        for name, state in (extra or {}).items():
+            torch.save(state, tmp / name)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -85,13 +108,15 @@ class VLAPolicy:
         return path
 
     # -- inference ---------------------------------------------------------------------------
-    def encode(self, images: np.ndarray, instructions: list[str]) -> dict:
-        """Model inputs for a batch of (H, W, 3) uint8 images and their instructions."""
+    def encode(self, images: np.ndarray, instructions: list[str], generator: torch.Generator | None = None) -> dict:
+        """Model inputs for a batch of (H, W, 3) uint8 images and their instructions; the crop is
+        random when a ``generator`` is given (training), centred otherwise."""
         if len(images) != len(instructions):
             raise ValueError(f"{len(images)} images but {len(instructions)} instructions")
         text = self.tokenizer([prompt(i) for i in instructions], return_tensors="pt", padding=True)
+        pixels = images_to_pixels(images, self.model.config.image_size, self.device)
         return {
-            "pixel_values": images_to_pixels(images, self.model.config.image_size, self.device),
+            "pixel_values": crop_and_resize(pixels, self.model.config.crop_scale, generator),
             "input_ids": text["input_ids"].to(self.device),
             "attention_mask": text["attention_mask"].to(self.device),
         }

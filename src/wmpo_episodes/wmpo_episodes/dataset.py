@@ -1,0 +1,189 @@
+"""Episode bags -> a compact, indexed training dataset, converted once.
+
+Layout of a dataset folder (written to a temporary folder and renamed into place):
+  frames.npy      (F, H, W, 3) uint8   observation frames, RGB; memory-mapped when read
+  frame_stamps.npy (F,) int64          camera stamps of the frames [ns]
+  actions.npy     (A, 7) float32      executed actions (after the safety filter), controller units
+  commanded.npy   (A, 7) float32      actions as the policy commanded them
+  episodes.json                        one record per episode (see EpisodeRecord) + metadata
+
+Per episode with T control steps: T+1 frames (frame k is the observation before action k; the last
+is the final observation) and T actions. Frames are aligned to control steps by time: frame k is
+the newest camera frame stamped at or before the arm state of step k (exact in simulation; with a
+30 Hz camera and a 20 Hz arm it is the freshest image the policy could have seen).
+"""
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+
+from wmpo_episodes.episodes import list_episodes
+from wmpo_episodes.typestore import episode_typestore
+
+
+class DatasetError(ValueError):
+    """An episode or dataset that cannot be converted or read; the text says why."""
+
+
+@dataclass
+class EpisodeRecord:
+    episode_id: str
+    task: str
+    instruction: str
+    outcome: str  # success | failure | incomplete
+    success_step: int  # -1: never
+    num_steps: int  # T
+    policy_id: str
+    frame_start: int  # index of frame 0 in frames.npy
+    action_start: int  # index of action 0 in actions.npy
+    bag: str
+
+
+def _stamp(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def _image(msg) -> np.ndarray:
+    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
+    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
+    return image[..., ::-1] if msg.encoding == "bgr8" else image
+
+
+def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
+    """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7)."""
+    import cv2
+
+    store = episode_typestore()
+    frames, states, executed, commanded = [], [], {}, {}
+    try:
+        with AnyReader([Path(bag)], default_typestore=store) as reader:
+            wanted = {"/camera/image_raw", "/arm/joint_states", "/arm/executed_action", "/arm/commanded_action"}
+            connections = [c for c in reader.connections if c.topic in wanted]
+            for connection, _, raw in reader.messages(connections=connections):
+                msg = reader.deserialize(raw, connection.msgtype)
+                if connection.topic == "/camera/image_raw":
+                    frames.append((_stamp(msg.header), msg))
+                elif connection.topic == "/arm/joint_states":
+                    states.append(_stamp(msg.header))
+                elif connection.topic == "/arm/executed_action":
+                    executed[msg.step] = np.asarray(msg.action, np.float32)
+                else:
+                    commanded[msg.step] = np.asarray(msg.action, np.float32)
+    except DatasetError:
+        raise
+    except Exception as error:  # noqa: BLE001  rosbags raises several types for corrupt bags
+        raise DatasetError(f"cannot read {bag}: {error}") from error
+    steps = len(executed)
+    if steps == 0 or sorted(executed) != list(range(steps)) or len(states) < steps + 1 or not frames:
+        raise DatasetError(f"{bag}: {steps} executed actions, {len(states)} arm states, {len(frames)} frames")
+    frames.sort(key=lambda item: item[0])
+    frame_stamps = np.array([stamp for stamp, _ in frames])
+    state_stamps = np.sort(np.array(states))[: steps + 1]
+    chosen = np.searchsorted(frame_stamps, state_stamps, side="right") - 1
+    if chosen[0] < 0:
+        raise DatasetError(f"{bag}: no camera frame before the first arm state")
+    images = []
+    for index in chosen:
+        image = _image(frames[index][1])
+        if image_size and image.shape[:2] != (image_size, image_size):
+            image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_AREA)
+        images.append(image)
+    return {
+        "frames": np.stack(images),
+        "frame_stamps": frame_stamps[chosen],
+        "actions": np.stack([executed[k] for k in range(steps)]),
+        "commanded": np.stack([commanded.get(k, executed[k]) for k in range(steps)]),
+    }
+
+
+def build_dataset(
+    episodes_dir: Path, output: Path, image_size: int | None = None, include_incomplete: bool = False, progress=None
+) -> list[EpisodeRecord]:
+    """Convert every labelled episode bag of ``episodes_dir`` into one dataset folder ``output``."""
+    output = Path(output)
+    if output.exists():
+        raise FileExistsError(f"{output} exists already; not overwriting")
+    infos = [e for e in list_episodes(episodes_dir) if include_incomplete or e.outcome != "incomplete"]
+    if not infos:
+        raise DatasetError(f"no usable episode bags in {episodes_dir}")
+    records, frames, stamps, actions, commanded = [], [], [], [], []
+    n_frames = n_actions = 0
+    for info in progress(infos) if progress else infos:
+        arrays = read_episode_arrays(info.path, image_size)
+        s = info.summary
+        records.append(
+            EpisodeRecord(
+                episode_id=s["episode_id"],
+                task=s["task"],
+                instruction=s["instruction"],
+                outcome=s["outcome"],
+                success_step=s["success_step"],
+                num_steps=len(arrays["actions"]),
+                policy_id=s["policy_id"],
+                frame_start=n_frames,
+                action_start=n_actions,
+                bag=str(info.path),
+            )
+        )
+        frames.append(arrays["frames"])
+        stamps.append(arrays["frame_stamps"])
+        actions.append(arrays["actions"])
+        commanded.append(arrays["commanded"])
+        n_frames += len(arrays["frames"])
+        n_actions += len(arrays["actions"])
+    shapes = {f.shape[1:] for f in frames}
+    if len(shapes) != 1:
+        raise DatasetError(f"episodes have different image sizes {shapes}; pass image_size")
+    tmp = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / "frames.npy", np.concatenate(frames))
+    np.save(tmp / "frame_stamps.npy", np.concatenate(stamps))
+    np.save(tmp / "actions.npy", np.concatenate(actions))
+    np.save(tmp / "commanded.npy", np.concatenate(commanded))
+    meta = {"format": "wmpo-episodes-v1", "episodes": [asdict(r) for r in records]}
+    (tmp / "episodes.json").write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, output)
+    return records
+
+
+class EpisodeDataset:
+    """A converted dataset, memory-mapped. ``episode(i)`` gives one episode's aligned arrays."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        try:
+            meta = json.loads((path / "episodes.json").read_text())
+            if meta.get("format") != "wmpo-episodes-v1":
+                raise DatasetError(f"{path}: unknown dataset format {meta.get('format')!r}")
+            self.records = [EpisodeRecord(**r) for r in meta["episodes"]]
+            self.frames = np.load(path / "frames.npy", mmap_mode="r", allow_pickle=False)
+            self.frame_stamps = np.load(path / "frame_stamps.npy", allow_pickle=False)
+            self.actions = np.load(path / "actions.npy", allow_pickle=False)
+            self.commanded = np.load(path / "commanded.npy", allow_pickle=False)
+        except (OSError, KeyError, TypeError, ValueError) as error:
+            raise DatasetError(f"{path} is not a readable episode dataset: {error}") from error
+        expected = sum(r.num_steps for r in self.records)
+        if len(self.actions) != expected or len(self.frames) != expected + len(self.records):
+            raise DatasetError(f"{path}: arrays do not match the episode index")
+        self.path = path
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def episode(self, index: int) -> dict:
+        r = self.records[index]
+        frames = slice(r.frame_start, r.frame_start + r.num_steps + 1)
+        actions = slice(r.action_start, r.action_start + r.num_steps)
+        return {
+            "record": r,
+            "frames": self.frames[frames],
+            "frame_stamps": self.frame_stamps[frames],
+            "actions": self.actions[actions],
+            "commanded": self.commanded[actions],
+        }

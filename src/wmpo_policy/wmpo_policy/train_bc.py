@@ -1,0 +1,149 @@
+"""Behaviour cloning of the VLA on a converted episode dataset, readable top to bottom (CleanRL).
+
+  wmpo train-bc --dataset runs/data/lift --output runs/bc/lift --steps 2000
+
+Each sample: the frame before step k and the K actions from step k on (executed actions; past
+the episode's end the last action repeats), normalised with q01/q99 of the training actions and
+binned into tokens. Augmentation: random crop of crop_scale of the area, resized back (OpenVLA).
+Writes TensorBoard scalars to <output>/tb, checkpoints to <output>/checkpoints/step_N (+ the
+optimizer state), and resumes from the newest checkpoint if there is one.
+"""
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_policy.vla.action_tokens import actions_to_bins
+from wmpo_policy.vla.configuration import VLAConfig
+from wmpo_policy.vla.modeling import VLAForActionPrediction
+from wmpo_policy.vla.normalization import ActionStats
+from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_policy.vla.tokenization import build_tokenizer
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+@dataclass
+class BCConfig:
+    dataset: str  # converted dataset folder (wmpo dataset build)
+    output: str = "runs/bc"
+    steps: int = 2000  # optimizer steps
+    batch_size: int = 16
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    only_successes: bool = True  # behaviour cloning learns from successful episodes only
+    image_size: int = 128  # px, the policy's input
+    decoding: str = "parallel"  # parallel | autoregressive
+    model_overrides: dict = field(default_factory=dict)  # VLAConfig fields (bigger models on GPU)
+    init_checkpoint: str = ""  # start from a VLA checkpoint folder instead of a fresh tiny model
+    checkpoint_every: int = 500
+    log_every: int = 20
+    seed: int = 0
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"
+
+
+def chunk_targets(actions: np.ndarray, start: int, horizon: int) -> np.ndarray:
+    """Actions [start, start + horizon) of one episode; the last one repeats past the end."""
+    index = np.minimum(np.arange(start, start + horizon), len(actions) - 1)
+    return actions[index]
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    checkpoints = sorted((output / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def train(config: BCConfig) -> Path:
+    # -- set-up: seeds, threads, data ------------------------------------------------------------
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "bc_config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    data = EpisodeDataset(Path(config.dataset))
+    episodes = [i for i, r in enumerate(data.records) if r.outcome == "success" or not config.only_successes]
+    if not episodes:
+        raise ValueError(f"{config.dataset} has no episodes to learn from (only_successes={config.only_successes})")
+    samples = [(e, k) for e in episodes for k in range(data.records[e].num_steps)]  # (episode, step)
+    used_actions = np.concatenate([data.episode(e)["actions"] for e in episodes])
+
+    # -- model: resume, or start from a checkpoint, or build a fresh one -------------------------
+    resume = latest_checkpoint(output)
+    if resume is not None:
+        policy = VLAPolicy.from_pretrained(resume, config.device)
+    elif config.init_checkpoint:
+        policy = VLAPolicy.from_pretrained(config.init_checkpoint, config.device)
+    else:
+        tokenizer = build_tokenizer(sorted({data.records[e].instruction for e in episodes}))
+        overrides = {"vision_config": {"image_size": config.image_size}, **config.model_overrides}
+        model_config = VLAConfig(text_vocab_size=512, decoding=config.decoding, **overrides)
+        policy = VLAPolicy(VLAForActionPrediction(model_config), tokenizer, ActionStats.from_actions(used_actions))
+        policy.model.to(config.device)
+    model, stats, horizon = policy.model.train(), policy.stats, policy.model.config.chunk_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    step = 0
+    if resume is not None:
+        state = torch.load(resume / TRAINER_STATE, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+    generator = torch.Generator().manual_seed(config.seed + step)
+    rng = np.random.default_rng(config.seed + step)
+    writer = SummaryWriter(str(output / "tb"))
+    print(
+        f"{len(episodes)} episodes, {len(samples)} samples, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M "
+        f"parameters, starting at step {step}; normalisation {stats.id}"
+    )
+
+    # -- training loop ----------------------------------------------------------------------------
+    started, last_log = time.monotonic(), step
+    bar = tqdm(total=config.steps, initial=step, desc="BC", unit="step")
+    while step < config.steps:
+        batch = [samples[i] for i in rng.integers(0, len(samples), config.batch_size)]
+        images, instructions, targets = [], [], []
+        for episode, k in batch:
+            arrays = data.episode(episode)
+            images.append(arrays["frames"][k])
+            instructions.append(data.records[episode].instruction)
+            targets.append(actions_to_bins(stats.normalize(chunk_targets(arrays["actions"], k, horizon))).reshape(-1))
+        inputs = policy.encode(np.stack(images), instructions, generator=generator)
+        bins = torch.from_numpy(np.stack(targets)).to(config.device)
+        logits = model.action_logits(**inputs, action_bins=bins)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), bins.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+
+        if step % config.log_every == 0 or step == config.steps:
+            accuracy = (logits.argmax(-1) == bins).float().mean().item()
+            steps_per_second = (step - last_log) / (time.monotonic() - started)
+            started, last_log = time.monotonic(), step
+            writer.add_scalar("bc/loss", loss.item(), step)
+            writer.add_scalar("bc/token_accuracy", accuracy, step)
+            writer.add_scalar("bc/grad_norm", grad_norm.item(), step)
+            writer.add_scalar("perf/steps_per_second", steps_per_second, step)
+            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy:.2f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            state = {"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
+            policy.save_pretrained(output / "checkpoints" / f"step_{step}", extra={TRAINER_STATE: state})
+    bar.close()
+    writer.close()
+    final = latest_checkpoint(output)
+    print(f"checkpoint: {final}")
+    return final

@@ -27,6 +27,7 @@ lint: env
 ## Benchmarks (not in CI): print figures side by side.
 bench: env
 	$(PY) bench/recorder_throughput.py
+	$(PY) bench/policy_latency.py
 
 ## Re-pin requirements.lock from the venv (after changing requirements.txt); local version
 ## labels (+cpu) are dropped so that GPU machines resolve the same versions.

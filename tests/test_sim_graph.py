@@ -123,3 +123,24 @@ def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(gra
     resumed = train(config)  # picks up at step 20 from the checkpoint
     assert resumed.name == "step_30"
     assert (tmp_path / "bc" / "tb").is_dir()
+
+
+def test_wmpo_cli_lists_and_converts_the_bags_without_a_sourced_environment(graph, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _, _, episodes_dir = graph
+    env = {k: v for k, v in os.environ.items() if k != "AMENT_PREFIX_PATH"}
+    cli = [sys.executable, "-m", "wmpo_bringup.cli"]
+    listed = subprocess.run([*cli, "episodes", "list", str(episodes_dir)], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("success") >= 2 and "failure" in listed.stdout
+    built = subprocess.run(
+        [*cli, "dataset", str(episodes_dir), str(tmp_path / "data"), "--image-size", "32"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    assert "episodes" in built.stdout and (tmp_path / "data" / "frames.npy").is_file()

@@ -9,10 +9,12 @@ wmpo episodes recover DIR recover bags left by a killed recorder (labelled incom
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
 
 
@@ -54,14 +56,11 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict, title: str) -> dict:
     """Start the sim graph, run one RunEpisode per goal (seed / init_state_id / max_steps /
     record_mode), print a table and write <output>/summary.json. Returns the summary."""
-    import os
-
     import rclpy
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from wmpo_bringup.environment import node_environment
     from wmpo_bringup.episode_client import EpisodeClient
     from wmpo_bringup.runner import GraphError, GraphProcesses
 
@@ -267,6 +266,8 @@ def main(argv=None) -> int:
     episodes.add_argument("dir")
     episodes.set_defaults(func=cmd_episodes)
     args = parser.parse_args(argv)
+    # This process reads the ament index too (interface definitions for bags): same prefix as the nodes.
+    os.environ["AMENT_PREFIX_PATH"] = node_environment()["AMENT_PREFIX_PATH"]
     return args.func(args)
 
 

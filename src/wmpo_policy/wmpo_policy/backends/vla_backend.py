@@ -1,7 +1,6 @@
 """The VLA as a policy backend: greedy (temperature 0) or sampled chunks from a checkpoint folder."""
 
 import numpy as np
-import torch
 
 from wmpo_policy.backends.base import Observation, PolicyBackend, register_backend
 
@@ -9,6 +8,8 @@ from wmpo_policy.backends.base import Observation, PolicyBackend, register_backe
 @register_backend("vla")
 class VLABackend(PolicyBackend):
     def __init__(self, checkpoint: str = "", device: str = "cpu", temperature: float = 0.0, seed: int = 0):
+        import torch  # imported here: the policy server starts fast with other backends
+
         from wmpo_policy.vla.policy import CheckpointError, VLAPolicy
 
         if not checkpoint:

@@ -14,7 +14,7 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description="The policy server and its pluggable policy backends (scripted experts now, the VLA next).",
+    description="The VLA policy (model, tokenizer, normalisation, BC training), the policy server and its backends.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [

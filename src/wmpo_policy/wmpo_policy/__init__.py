@@ -1,1 +1,1 @@
-"""The policy server and its pluggable policy backends (scripted experts now, the VLA next)."""
+"""The VLA policy (model, tokenizer, normalisation, BC training), the policy server and its backends."""

@@ -1,7 +1,6 @@
 """Starting the real sim graph (node processes on DDS) for a test module, and talking to it."""
 
 import contextlib
-import time
 from pathlib import Path
 
 import rclpy
@@ -56,13 +55,3 @@ def wait_for_services(node, processes, services: dict, timeout: float = 90.0) ->
                 raise TimeoutError(f"service {name} not available within {timeout:.0f} s")
         finally:
             node.destroy_client(client)
-
-
-def wait_for_log(path: Path, text: str, timeout: float = 30.0) -> bool:
-    """Wait until ``text`` appears in a node's log file."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return True
-        time.sleep(0.05)
-    return False

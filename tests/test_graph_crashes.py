@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 from graph_helpers import running_sim_graph
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosbags.highlevel import AnyReader
+from std_msgs.msg import String
 
 from wmpo_bringup.runner import GraphProcesses
 from wmpo_episodes.episodes import list_episodes, read_episode_info
@@ -75,19 +77,23 @@ def test_recorder_killed_mid_episode_recovers_the_episode_as_incomplete(tmp_path
             env=env,
             only=("recorder",),
         ).start()
+        recovered = []
+        qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        client.create_subscription(String, "recorder/recovered", lambda m: recovered.append(m.data), qos)
         try:
-            deadline = time.monotonic() + 60
-            while (episodes / INCOMING_DIR).exists() and any((episodes / INCOMING_DIR).iterdir()):
-                assert time.monotonic() < deadline, "the restarted recorder did not recover the episode"
+            deadline = time.monotonic() + 90
+            while not recovered and time.monotonic() < deadline:  # the new recorder's announcement
                 restarted.check()
-                time.sleep(0.1)
+                client.spinner.spin_once(timeout_sec=0.1)
+            assert recovered, "the restarted recorder announced no recovered episode"
         finally:
             restarted.stop()
     assert snapshot(Path(first.bag_path)) == before
-    recovered = episodes / second.summary["episode_id"]
-    info = read_episode_info(recovered)
+    assert recovered == [str(episodes / second.summary["episode_id"])]
+    assert not any((episodes / INCOMING_DIR).iterdir())
+    info = read_episode_info(Path(recovered[0]))
     assert info.outcome == "incomplete"
-    assert count_messages(recovered, "/camera/image_raw") >= len(on_disk) > 0  # all that was flushed
+    assert count_messages(Path(recovered[0]), "/camera/image_raw") >= len(on_disk) > 0  # all that was flushed
     assert [e.outcome for e in list_episodes(episodes)] == ["success", "incomplete"]
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
-from graph_helpers import running_sim_graph, wait_for_log
+from graph_helpers import running_sim_graph
 from rclpy.action import ActionClient
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
@@ -88,9 +88,13 @@ def test_malformed_images_are_rejected_with_a_clear_log_and_no_crash(graph, arm)
     assert spin_until(node, lambda: arm.bad_images.get_subscription_count() >= 2, timeout=30)
     arm.bad_images.publish(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(7)))
     arm.bad_images.publish(Image(height=4, width=4, encoding="32FC1", step=16, data=bytes(64)))
-    log = processes.log_dir / "policy_server.log"
-    assert wait_for_log(log, "data has 7 bytes, expected step*height = 48")
-    assert wait_for_log(log, "unsupported encoding '32FC1'")
+    rejected = spin_until(node, lambda: [s for s in arm.diagnostics if s.name == "policy_server: camera input"][1:])
+    assert rejected, "the policy server reported no rejected images"
+    messages = [s.message for s in arm.diagnostics if s.name == "policy_server: camera input"]
+    assert "rejected image: data has 7 bytes, expected step*height = 48" in messages
+    assert "rejected image: unsupported encoding '32FC1' (supported: rgb8, bgr8)" in messages
+    log = (processes.log_dir / "policy_server.log").read_text()  # logged before it was published
+    assert "data has 7 bytes" in log and "unsupported encoding '32FC1'" in log
     result = node.run_episode("Lift", seed=1, max_steps=8, record_mode="none", timeout=120)
     assert result.summary["outcome"] == "failure" and result.summary["num_steps"] == 8  # still serving
     processes.check()
@@ -106,7 +110,7 @@ def test_nan_chunk_is_refused_whole_and_reported(graph, arm):
     assert "non-finite" in wrapped.result.message and wrapped.result.steps_executed == 0
     status = spin_until(node, lambda: diagnostic(arm, "non_finite"))
     assert status is not None and status.level == DiagnosticStatus.ERROR
-    assert wait_for_log(processes.log_dir / "camera+arm.log", "safety: non_finite")
+    assert "safety: non_finite" in (processes.log_dir / "camera+arm.log").read_text()
     processes.check()
 
 

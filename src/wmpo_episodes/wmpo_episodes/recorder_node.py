@@ -4,6 +4,7 @@ Interfaces (node ``recorder``):
   service ~/start  wmpo_interfaces/StartRecording  open a bag in <output_dir>/.incoming/<episode_id>
   service ~/stop   wmpo_interfaces/StopRecording   label it, move it to <output_dir>/<episode_id>
                                                    (or delete it when keep is false)
+  pub     ~/recovered      std_msgs/String (transient local)  bags recovered at start-up
   sub     every topic of wmpo_episodes.layout.RECORDED_TOPICS, raw CDR (no decode/re-encode)
 
 Crash safety: buffered messages are flushed every ``flush_period``; at start-up, bags left
@@ -23,6 +24,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
 
 from wmpo_episodes.bag_writer import EpisodeBagWriter
 from wmpo_episodes.layout import RECORDED_TOPICS
@@ -59,8 +61,12 @@ class Recorder(Node):
         if self.storage not in ("mcap", "sqlite3"):
             raise ValueError(f"parameter storage must be mcap or sqlite3, got {self.storage!r}")
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        recovered_pub = self.create_publisher(
+            String, "~/recovered", QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        )
         for path in recover_incoming(self.output_dir):
             self.get_logger().warn(f"recovered an interrupted episode as incomplete: {path}")
+            recovered_pub.publish(String(data=str(path)))
 
         self._lock = threading.Lock()
         self._bag: EpisodeBagWriter | None = None

@@ -4,6 +4,7 @@ Interfaces (node ``policy_server``):
   service ~/get_action_chunk    wmpo_interfaces/GetActionChunk  chunk from an image stamped >= not_before
   pub     ~/action_chunk        wmpo_interfaces/ActionChunk     every served chunk (inspection, bags)
   pub     ~/action_chunk_markers visualization_msgs/MarkerArray the chunk's end-effector path, for rviz
+  pub     /diagnostics          diagnostic_msgs/DiagnosticArray  every rejected (malformed) image
   sub     camera/image_raw      sensor_msgs/Image (rgb8/bgr8; malformed images are logged and dropped)
   sub     instruction           std_msgs/String (transient local; each new one starts an episode)
   sub     arm/eef_pose          geometry_msgs/PoseStamped (to draw the path from the gripper)
@@ -16,6 +17,7 @@ from collections import deque
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -24,7 +26,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.time import Time
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from wmpo_interfaces.msg import ActionChunk, TaskState
@@ -93,6 +95,7 @@ class PolicyServer(Node):
             self.create_subscription(TaskState, "sim/task_state", self._on_task_state, 10, callback_group=inputs)
         self.chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "~/action_chunk_markers", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(
             GetActionChunk, "~/get_action_chunk", self._serve, callback_group=MutuallyExclusiveCallbackGroup()
         )
@@ -113,10 +116,22 @@ class PolicyServer(Node):
             self.images_rejected += 1
             self._last_rejection = str(error)
             self.get_logger().error(f"rejected image #{self.images_rejected}: {error}")
+            self._report_rejection(str(error))
             return
         with self._new_input:
             self._images.append((Time.from_msg(msg.header.stamp).nanoseconds, image))
             self._new_input.notify_all()
+
+    def _report_rejection(self, reason: str) -> None:
+        status = DiagnosticStatus(level=DiagnosticStatus.ERROR, name=f"{self.get_name()}: camera input")
+        status.message = f"rejected image: {reason}"
+        status.values = [
+            KeyValue(key="kind", value="malformed_image"),
+            KeyValue(key="count", value=str(self.images_rejected)),
+        ]
+        self.diagnostics_pub.publish(
+            DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
+        )
 
     def _on_task_state(self, msg: TaskState) -> None:
         with self._new_input:

@@ -1,5 +1,6 @@
 """The policy server serving a VLA checkpoint over ROS in the multi-process sim graph."""
 
+import numpy as np
 import pytest
 from graph_helpers import running_sim_graph
 from test_sim_graph import topic_messages
@@ -22,3 +23,27 @@ def test_policy_server_serves_vla_chunks_in_the_running_graph(tmp_path, ros_doma
     chunks = topic_messages(result.bag_path)["/policy_server/action_chunk"]
     assert len(chunks) == 2 and all(c.normalization_id == policy.stats.id for c in chunks)
     assert read_episode_info(result.bag_path).outcome == "failure"
+
+
+def test_temporal_ensembling_blends_overlapping_chunks_in_the_graph(tmp_path, ros_domain):
+    """execute_steps 4: a chunk every 4 steps. With a very large decay the oldest prediction for a
+    step wins, so each served chunk's head repeats the previous chunk's tail."""
+    checkpoint = small_policy().save_pretrained(tmp_path / "vla")
+    overrides = {
+        "policy_server": {
+            "backend": "vla",
+            "checkpoint": str(checkpoint),
+            "temporal_ensembling": True,
+            "ensemble_decay": 50.0,
+        },
+        "episode_manager": {"execute_steps": 4},
+    }
+    with running_sim_graph(tmp_path, ros_domain, overrides) as (processes, client, episodes):
+        result = client.run_episode("Lift", init_state_id=1000, max_steps=12, record_mode="all", timeout=180)
+        processes.check()
+    assert result.summary["num_steps"] == 12 and result.summary["num_chunks"] == 3
+    chunks = [np.array(c.actions).reshape(8, 7) for c in topic_messages(result.bag_path)["/policy_server/action_chunk"]]
+    assert len(chunks) == 3
+    for previous, chunk in zip(chunks, chunks[1:], strict=False):
+        np.testing.assert_allclose(chunk[:4], previous[4:], atol=1e-6)
+    assert not np.allclose(chunks[1][4:], chunks[0][4:])  # new steps come from the new prediction

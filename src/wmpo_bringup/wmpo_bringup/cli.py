@@ -245,7 +245,7 @@ def main(argv=None) -> int:
     bc.add_argument("--output", default="runs/bc")
     bc.add_argument("--steps", type=int, default=2000)
     bc.add_argument("--batch-size", type=int, default=16)
-    bc.add_argument("--learning-rate", type=float, default=3e-4)
+    bc.add_argument("--learning-rate", type=float, default=5e-4)
     bc.add_argument("--image-size", type=int, default=128)
     bc.add_argument("--decoding", default="parallel", choices=["parallel", "autoregressive"])
     bc.add_argument("--init-checkpoint", default="", help="start from this VLA checkpoint folder")

@@ -33,6 +33,7 @@ PARAMETERS = {
     "policy_timeout": (10.0, "seconds to wait for the policy's chunk"),
     "arm_timeout": (30.0, "seconds to wait for the arm to execute a chunk"),
     "reset_timeout": (120.0, "seconds to wait for a reset (the first one builds the simulated scene)"),
+    "execute_steps": (0, "actions executed per chunk before asking again (0 = the whole chunk, open loop)"),
     "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
 }
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
@@ -52,6 +53,8 @@ class EpisodeManager(Node):
         super().__init__("episode_manager", **kwargs)
         for key, (default, doc) in PARAMETERS.items():
             self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        if self.param("execute_steps") < 0:
+            raise ValueError(f"execute_steps must be >= 0 (0 = the whole chunk), got {self.param('execute_steps')}")
         group = ReentrantCallbackGroup()
         self.instruction_pub = self.create_publisher(
             String, "instruction", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -177,7 +180,9 @@ class EpisodeManager(Node):
                     raise EpisodeError("canceled")
                 answer = await self._call(
                     self.chunk_client,
-                    GetActionChunk.Request(not_before=not_before, timeout=float(self.param("policy_timeout"))),
+                    GetActionChunk.Request(
+                        not_before=not_before, timeout=float(self.param("policy_timeout")), step=summary.num_steps
+                    ),
                     self.param("policy_timeout") + 5.0,
                     "policy_server/get_action_chunk",
                 )
@@ -185,10 +190,10 @@ class EpisodeManager(Node):
                     raise EpisodeError(f"policy failed: {answer.message}")
                 chunk = answer.chunk
                 summary.policy_id = chunk.policy_id
-                remaining = summary.max_steps - summary.num_steps
-                if chunk.horizon > remaining:  # the budget ends inside this chunk
-                    chunk.actions = chunk.actions[: remaining * chunk.action_dim]
-                    chunk.horizon = remaining
+                steps = min(summary.max_steps - summary.num_steps, self.param("execute_steps") or chunk.horizon)
+                if chunk.horizon > steps:  # execute only the head (the budget ends, or closed-loop execution)
+                    chunk.actions = chunk.actions[: steps * chunk.action_dim]
+                    chunk.horizon = steps
                 status, executed = await self._execute_chunk(chunk, goal_handle, summary)
                 summary.num_steps += executed.steps_executed
                 summary.num_chunks += 1
@@ -236,7 +241,12 @@ class EpisodeManager(Node):
 
 def main(args=None):
     rclpy.init(args=args)
-    node = EpisodeManager()
+    try:
+        node = EpisodeManager()
+    except ValueError as error:
+        rclpy.logging.get_logger("episode_manager").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:

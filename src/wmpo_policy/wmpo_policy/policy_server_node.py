@@ -12,7 +12,6 @@ Interfaces (node ``policy_server``):
 """
 
 import threading
-import time
 from collections import deque
 
 import numpy as np
@@ -24,6 +23,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
@@ -33,6 +33,7 @@ from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
 from wmpo_policy.backends import scripted_expert, vla_backend  # noqa: F401  (register the backends)
 from wmpo_policy.backends.base import ObjectPose, Observation, PolicyBackend, PrivilegedState, make_backend
+from wmpo_policy.temporal_ensemble import TemporalEnsemble
 from wmpo_robot_io.images import ImageError, from_image_msg
 
 PARAMETERS = {
@@ -42,6 +43,8 @@ PARAMETERS = {
     "temperature": (0.0, "vla: sampling temperature (0 = greedy, as in evaluation)"),
     "marker_frame": ("world", "frame_id of the chunk markers (the arm's base frame)"),
     "translation_scale": (0.05, "metres per unit translation action, to draw the path"),
+    "temporal_ensembling": (False, "blend overlapping chunks (ACT); useful with episode_manager execute_steps < K"),
+    "ensemble_decay": (0.01, "ACT weight exp(-decay * i) over predictions for a step, oldest first"),
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -79,13 +82,19 @@ class PolicyServer(Node):
         for key, (default, doc) in PARAMETERS.items():
             self.declare_parameter(key, default, ParameterDescriptor(description=doc))
         self.backend = backend or self._backend_from_parameters()
+        self.ensemble = (
+            TemporalEnsemble(self.get_parameter("ensemble_decay").value)
+            if self.get_parameter("temporal_ensembling").value
+            else None
+        )
         self.images_rejected = 0
         self._last_rejection = ""
         self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
         self._task_states: deque[TaskState] = deque(maxlen=32)
         self._instruction = ""
         self._eef_pose: PoseStamped | None = None
-        self._new_input = threading.Condition()
+        self._lock = threading.Lock()  # inputs arrive on several executor threads
+        self._waiting: list[tuple[int, Future]] = []  # (not_before ns, future of an Observation)
 
         inputs = ReentrantCallbackGroup()
         self.create_subscription(Image, "camera/image_raw", self._on_image, 10, callback_group=inputs)
@@ -118,9 +127,9 @@ class PolicyServer(Node):
             self.get_logger().error(f"rejected image #{self.images_rejected}: {error}")
             self._report_rejection(str(error))
             return
-        with self._new_input:
+        with self._lock:
             self._images.append((Time.from_msg(msg.header.stamp).nanoseconds, image))
-            self._new_input.notify_all()
+            self._wake_waiting()
 
     def _report_rejection(self, reason: str) -> None:
         status = DiagnosticStatus(level=DiagnosticStatus.ERROR, name=f"{self.get_name()}: camera input")
@@ -134,13 +143,15 @@ class PolicyServer(Node):
         )
 
     def _on_task_state(self, msg: TaskState) -> None:
-        with self._new_input:
+        with self._lock:
             self._task_states.append(msg)
-            self._new_input.notify_all()
+            self._wake_waiting()
 
     def _on_instruction(self, msg: String) -> None:
         self._instruction = msg.data
         self.backend.reset()
+        if self.ensemble is not None:
+            self.ensemble.reset()
         self.get_logger().info(f"new episode: {msg.data!r}")
 
     def _on_eef_pose(self, msg: PoseStamped) -> None:
@@ -161,14 +172,40 @@ class PolicyServer(Node):
             return Observation(image, self._instruction, stamp, privileged)
         return None
 
-    def _serve(self, request, response):
-        not_before = Time.from_msg(request.not_before).nanoseconds
-        deadline = time.monotonic() + max(0.0, request.timeout)
-        with self._new_input:
+    def _wake_waiting(self) -> None:
+        """Hand each waiting request its observation once one is complete (call with the lock)."""
+        still_waiting = []
+        for not_before, future in self._waiting:
+            if future.cancelled():
+                continue
             observation = self._observation(not_before)
-            while observation is None and time.monotonic() < deadline:
-                self._new_input.wait(timeout=deadline - time.monotonic())
-                observation = self._observation(not_before)
+            if observation is None:
+                still_waiting.append((not_before, future))
+            else:
+                future.set_result(observation)
+        self._waiting = still_waiting
+
+    def _give_up(self, future: Future) -> None:
+        with self._lock:
+            if not future.done():
+                future.cancel()
+
+    async def _next_observation(self, not_before: int, timeout: float) -> Observation | None:
+        """Wait, without holding an executor thread, for an observation stamped >= not_before."""
+        future = Future()
+        with self._lock:
+            self._waiting.append((not_before, future))
+            self._wake_waiting()
+        timer = self.create_timer(max(timeout, 1e-3), lambda: self._give_up(future))
+        try:
+            await future
+        finally:
+            self.destroy_timer(timer)
+        return None if future.cancelled() else future.result()
+
+    async def _serve(self, request, response):
+        not_before = Time.from_msg(request.not_before).nanoseconds
+        observation = await self._next_observation(not_before, request.timeout)
         if observation is None:
             response.success = False
             response.message = f"no complete observation stamped >= {not_before} ns within {request.timeout:.1f} s"
@@ -178,6 +215,8 @@ class PolicyServer(Node):
             return response
         try:
             actions = np.asarray(self.backend.predict_chunk(observation), dtype=np.float32)
+            if self.ensemble is not None:
+                actions = self.ensemble.add(request.step, actions).astype(np.float32)
         except ValueError as error:
             response.success, response.message = False, f"policy failed: {error}"
             self.get_logger().error(response.message)

@@ -10,6 +10,7 @@ optimizer state), and resumes from the newest checkpoint if there is one.
 """
 
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,7 +38,8 @@ class BCConfig:
     output: str = "runs/bc"
     steps: int = 2000  # optimizer steps
     batch_size: int = 16
-    learning_rate: float = 3e-4
+    learning_rate: float = 5e-4  # peak, after a linear warm-up; then cosine decay to 10%
+    warmup_steps: int = 200
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     only_successes: bool = True  # behaviour cloning learns from successful episodes only
@@ -56,6 +58,14 @@ def chunk_targets(actions: np.ndarray, start: int, horizon: int) -> np.ndarray:
     """Actions [start, start + horizon) of one episode; the last one repeats past the end."""
     index = np.minimum(np.arange(start, start + horizon), len(actions) - 1)
     return actions[index]
+
+
+def learning_rate_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0.1 of the peak at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -94,10 +104,14 @@ def train(config: BCConfig) -> Path:
         policy.model.to(config.device)
     model, stats, horizon = policy.model.train(), policy.stats, policy.model.config.chunk_size
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: learning_rate_factor(s, config.warmup_steps, config.steps)
+    )
     step = 0
     if resume is not None:
         state = torch.load(resume / TRAINER_STATE, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"])
     generator = torch.Generator().manual_seed(config.seed + step)
@@ -127,6 +141,7 @@ def train(config: BCConfig) -> Path:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
+        schedule.step()
         step += 1
         bar.update(1)
 
@@ -137,10 +152,16 @@ def train(config: BCConfig) -> Path:
             writer.add_scalar("bc/loss", loss.item(), step)
             writer.add_scalar("bc/token_accuracy", accuracy, step)
             writer.add_scalar("bc/grad_norm", grad_norm.item(), step)
+            writer.add_scalar("bc/learning_rate", schedule.get_last_lr()[0], step)
             writer.add_scalar("perf/steps_per_second", steps_per_second, step)
             bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{accuracy:.2f}")
         if step % config.checkpoint_every == 0 or step == config.steps:
-            state = {"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "step": step,
+                "torch_rng": torch.get_rng_state(),
+            }
             policy.save_pretrained(output / "checkpoints" / f"step_{step}", extra={TRAINER_STATE: state})
     bar.close()
     writer.close()

@@ -118,6 +118,31 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     assert loaded.stats.id == policy.stats.id
 
 
+def test_a_vla_builds_from_pretrained_siglip_and_llama_folders(tmp_path):
+    """How a user starts from a pretrained VLM on a GPU machine: its SigLIP vision tower, its
+    Llama LM and tokenizer, each a local save_pretrained folder (written here by the test)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(0)
+    vision = SiglipVisionModel(SiglipVisionConfig(**SMALL["vision_config"], num_attention_heads=2))
+    language = LlamaForCausalLM(LlamaConfig(**SMALL["text_config"], num_attention_heads=2, vocab_size=300))
+    vision.save_pretrained(tmp_path / "siglip")
+    language.save_pretrained(tmp_path / "llama")
+    build_tokenizer(INSTRUCTIONS, vocab_size=300).save_pretrained(tmp_path / "llama")
+    stats = ActionStats.from_actions(np.random.default_rng(0).uniform(-1, 1, (200, 7)))
+
+    policy = VLAPolicy.from_backbones(tmp_path / "siglip", tmp_path / "llama", stats, projector_hidden_size=32)
+    assert policy.model.vocab_size == 300 + N_BINS  # the bins are new ids after the LM's vocabulary
+    for name, weight in vision.state_dict().items():
+        torch.testing.assert_close(policy.model.vision.state_dict()[name], weight)
+    lm_embeddings = policy.model.language_model.get_input_embeddings().weight
+    torch.testing.assert_close(lm_embeddings[:300], language.get_input_embeddings().weight)
+    actions, _, _ = policy.predict(images(2), INSTRUCTIONS)
+    assert actions.shape == (2, 8, 7)
+    reloaded = VLAPolicy.from_pretrained(policy.save_pretrained(tmp_path / "vla"))
+    np.testing.assert_allclose(reloaded.predict(images(2), INSTRUCTIONS)[0], actions)
+
+
 def test_bad_checkpoints_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="config.json is missing"):
         VLAPolicy.from_pretrained(tmp_path)

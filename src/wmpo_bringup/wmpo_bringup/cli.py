@@ -5,6 +5,11 @@ wmpo run MODE             start a mode's graph (sim | robot | imagine) until Ctr
 wmpo graph MODE           print a mode's processes and nodes
 wmpo episodes list DIR    labels of the episode bags in DIR
 wmpo episodes recover DIR recover bags left by a killed recorder (labelled incomplete)
+wmpo eval                 greedy rollouts of a VLA checkpoint on held-out initial states
+wmpo dataset EPS OUT      episode bags -> training dataset
+wmpo train-bc             behaviour cloning of the VLA on a dataset
+wmpo base-policy          expert demos -> dataset -> BC -> evaluation, per task (resumable)
+wmpo init-vla             a VLA checkpoint from local pretrained SigLIP + Llama folders
 """
 
 import argparse
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
+from wmpo_robot_io.sim.tasks import TASKS
 
 
 def cmd_graph(args) -> int:
@@ -186,6 +192,7 @@ def cmd_train_bc(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         image_size=args.image_size,
+        patch_size=args.patch_size,
         decoding=args.decoding,
         init_checkpoint=args.init_checkpoint,
         seed=args.seed,
@@ -193,6 +200,78 @@ def cmd_train_bc(args) -> int:
         device=args.device,
     )
     train(config)
+    return 0
+
+
+def cmd_init_vla(args) -> int:
+    import numpy as np
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_policy.vla.normalization import ActionStats
+    from wmpo_policy.vla.policy import VLAPolicy
+
+    data = EpisodeDataset(Path(args.dataset))
+    stats = ActionStats.from_actions(np.concatenate([data.episode(i)["actions"] for i in range(len(data.records))]))
+    policy = VLAPolicy.from_backbones(args.vision, args.language, stats, args.tokenizer or None)
+    path = policy.save_pretrained(args.output)
+    print(f"VLA checkpoint {path} ({sum(p.numel() for p in policy.model.parameters()) / 1e6:.1f} M parameters)")
+    return 0
+
+
+def cmd_base_policy(args) -> int:
+    """Expert demos -> dataset -> BC -> greedy evaluation on held-out initial states, per task.
+    Each phase is skipped when its output is already complete, so a re-run resumes."""
+    from wmpo_episodes.dataset import build_dataset
+    from wmpo_policy.train_bc import BCConfig, train
+
+    output = Path(args.output)
+    report = {}
+    for task, demos in zip(
+        args.tasks, args.demos * len(args.tasks) if len(args.demos) == 1 else args.demos, strict=True
+    ):
+        folder = output / task
+        summary_file = folder / "demos" / "summary.json"
+        if not summary_file.is_file() or json.loads(summary_file.read_text())["episodes"] != demos:
+            goals = [
+                {"seed": args.demo_seed + i, "max_steps": args.demo_max_steps, "record_mode": "all"}
+                for i in range(demos)
+            ]
+            title = f"{task}: {demos} expert demonstrations"
+            run_sim_episodes(task, goals, folder / "demos", {}, title)
+        expert = json.loads(summary_file.read_text())
+        if not (folder / "data" / "episodes.json").is_file():
+            build_dataset(folder / "demos" / "episodes", folder / "data")
+        started = time.monotonic()
+        config = BCConfig(
+            dataset=str(folder / "data"),
+            output=str(folder / "bc"),
+            steps=args.steps,
+            batch_size=args.batch_size,
+            threads=args.threads,
+        )
+        checkpoint = train(config)
+        train_minutes = (time.monotonic() - started) / 60
+        goals = [{"init_state_id": i, "record_mode": "all"} for i in parse_range(args.eval_init_states)]
+        overrides = {"policy_server": {"backend": "vla", "checkpoint": str(checkpoint.resolve()), "temperature": 0.0}}
+        title = f"{task}: greedy base policy on initial states {args.eval_init_states}"
+        evaluation = run_sim_episodes(task, goals, folder / "eval", overrides, title)
+        report[task] = {
+            "demos": demos,
+            "expert_successes": expert["successes"],
+            "checkpoint": str(checkpoint),
+            "bc_steps": args.steps,
+            "train_minutes_this_run": round(train_minutes, 1),
+            "eval_init_states": args.eval_init_states,
+            **{k: evaluation[k] for k in ("episodes", "successes", "success_rate", "success_rate_95ci")},
+        }
+    (output / "report.json").write_text(json.dumps(report, indent=2))
+    for task, row in report.items():
+        low, high = row["success_rate_95ci"]
+        print(
+            f"{task}: {row['demos']} demos ({row['expert_successes']} successful), {row['bc_steps']} BC steps -> "
+            f"{row['successes']}/{row['episodes']} on held-out states (95% CI {low:.2f}-{high:.2f})"
+        )
+    print(f"report: {output / 'report.json'}")
     return 0
 
 
@@ -217,7 +296,7 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="closed loop on the simulated arm with the scripted expert")
-    demo.add_argument("--task", default="Lift", choices=["Lift", "NutAssemblySquare"])
+    demo.add_argument("--task", default="Lift", choices=list(TASKS))
     demo.add_argument("--episodes", type=int, default=5)
     demo.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
     demo.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0 = the task's)")
@@ -227,7 +306,7 @@ def main(argv=None) -> int:
     demo.set_defaults(func=cmd_demo)
     evaluate = sub.add_parser("eval", help="greedy rollouts of a VLA checkpoint on held-out initial states")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--task", default="Lift", choices=["Lift", "NutAssemblySquare"])
+    evaluate.add_argument("--task", default="Lift", choices=list(TASKS))
     evaluate.add_argument("--init-states", default="1000:1020", help="ids 'first:last' (exclusive) or 'a,b,c'")
     evaluate.add_argument("--max-steps", type=int, default=0)
     evaluate.add_argument("--image-size", type=int, default=128)
@@ -246,13 +325,36 @@ def main(argv=None) -> int:
     bc.add_argument("--steps", type=int, default=2000)
     bc.add_argument("--batch-size", type=int, default=16)
     bc.add_argument("--learning-rate", type=float, default=5e-4)
-    bc.add_argument("--image-size", type=int, default=128)
+    bc.add_argument("--image-size", type=int, default=64, help="policy input size, px (frames are resized)")
+    bc.add_argument("--patch-size", type=int, default=8)
     bc.add_argument("--decoding", default="parallel", choices=["parallel", "autoregressive"])
     bc.add_argument("--init-checkpoint", default="", help="start from this VLA checkpoint folder")
     bc.add_argument("--seed", type=int, default=0)
     bc.add_argument("--threads", type=int, default=2)
     bc.add_argument("--device", default="cpu")
     bc.set_defaults(func=cmd_train_bc)
+    base = sub.add_parser("base-policy", help="expert demos -> dataset -> BC -> held-out evaluation, per task")
+    base.add_argument("--tasks", nargs="+", default=["Lift", "NutAssemblySquare"], choices=list(TASKS))
+    base.add_argument(
+        "--demos", nargs="+", type=int, default=[40], help="demonstrations per task (one, or one per task)"
+    )
+    base.add_argument("--demo-seed", type=int, default=0, help="seed of the first demonstration (then +1 each)")
+    base.add_argument("--demo-max-steps", type=int, default=300, help="the expert's step budget per demonstration")
+    base.add_argument("--steps", type=int, default=1500, help="BC optimizer steps per task")
+    base.add_argument("--batch-size", type=int, default=32)
+    base.add_argument("--threads", type=int, default=2)
+    base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last'")
+    base.add_argument("--output", default="runs/base")
+    base.set_defaults(func=cmd_base_policy)
+
+    init = sub.add_parser("init-vla", help="build a VLA checkpoint from local pretrained SigLIP + Llama folders")
+    init.add_argument("--vision", required=True, help="SiglipVisionModel folder (save_pretrained)")
+    init.add_argument("--language", required=True, help="LlamaForCausalLM folder (save_pretrained)")
+    init.add_argument("--tokenizer", default="", help="tokenizer folder (default: the language folder)")
+    init.add_argument("--dataset", required=True, help="dataset whose actions give the normalisation statistics")
+    init.add_argument("--output", required=True)
+    init.set_defaults(func=cmd_init_vla)
+
     run = sub.add_parser("run", help="start a mode's graph until Ctrl-C")
     run.add_argument("mode", choices=MODES)
     run.add_argument("--params", help="params YAML (default: the mode's own)")

@@ -105,17 +105,30 @@ def build_dataset(
     episodes_dir: Path, output: Path, image_size: int | None = None, include_incomplete: bool = False, progress=None
 ) -> list[EpisodeRecord]:
     """Convert every labelled episode bag of ``episodes_dir`` into one dataset folder ``output``."""
-    output = Path(output)
-    if output.exists():
+    if Path(output).exists():
         raise FileExistsError(f"{output} exists already; not overwriting")
     infos = [e for e in list_episodes(episodes_dir) if include_incomplete or e.outcome != "incomplete"]
     if not infos:
         raise DatasetError(f"no usable episode bags in {episodes_dir}")
+    episodes = (
+        ({**info.summary, "bag": str(info.path)}, read_episode_arrays(info.path, image_size))
+        for info in (progress(infos) if progress else infos)
+    )
+    return write_dataset(output, episodes)
+
+
+def write_dataset(output: Path, episodes) -> list[EpisodeRecord]:
+    """Write (summary, arrays) pairs as one dataset folder, atomically. summary: episode_id, task,
+    instruction, outcome, success_step, policy_id (and optionally bag); arrays: frames (T+1, H, W, 3)
+    uint8, frame_stamps (T+1,), actions and commanded (T, 7)."""
+    output = Path(output)
+    if output.exists():
+        raise FileExistsError(f"{output} exists already; not overwriting")
     records, frames, stamps, actions, commanded = [], [], [], [], []
     n_frames = n_actions = 0
-    for info in progress(infos) if progress else infos:
-        arrays = read_episode_arrays(info.path, image_size)
-        s = info.summary
+    for s, arrays in episodes:
+        if len(arrays["frames"]) != len(arrays["actions"]) + 1:
+            raise DatasetError(f"episode {s['episode_id']}: need T+1 frames for T actions")
         records.append(
             EpisodeRecord(
                 episode_id=s["episode_id"],
@@ -127,15 +140,17 @@ def build_dataset(
                 policy_id=s["policy_id"],
                 frame_start=n_frames,
                 action_start=n_actions,
-                bag=str(info.path),
+                bag=s.get("bag", ""),
             )
         )
-        frames.append(arrays["frames"])
-        stamps.append(arrays["frame_stamps"])
-        actions.append(arrays["actions"])
-        commanded.append(arrays["commanded"])
+        frames.append(np.asarray(arrays["frames"], dtype=np.uint8))
+        stamps.append(np.asarray(arrays["frame_stamps"], dtype=np.int64))
+        actions.append(np.asarray(arrays["actions"], dtype=np.float32))
+        commanded.append(np.asarray(arrays["commanded"], dtype=np.float32))
         n_frames += len(arrays["frames"])
         n_actions += len(arrays["actions"])
+    if not records:
+        raise DatasetError("no episodes to write")
     shapes = {f.shape[1:] for f in frames}
     if len(shapes) != 1:
         raise DatasetError(f"episodes have different image sizes {shapes}; pass image_size")

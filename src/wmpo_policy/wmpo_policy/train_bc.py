@@ -43,7 +43,8 @@ class BCConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     only_successes: bool = True  # behaviour cloning learns from successful episodes only
-    image_size: int = 128  # px, the policy's input
+    image_size: int = 64  # px, the policy's input (frames are resized); 64 matches the CPU world model
+    patch_size: int = 8  # px; (image_size / patch_size)^2 image tokens
     decoding: str = "parallel"  # parallel | autoregressive
     model_overrides: dict = field(default_factory=dict)  # VLAConfig fields (bigger models on GPU)
     init_checkpoint: str = ""  # start from a VLA checkpoint folder instead of a fresh tiny model
@@ -98,7 +99,10 @@ def train(config: BCConfig) -> Path:
         policy = VLAPolicy.from_pretrained(config.init_checkpoint, config.device)
     else:
         tokenizer = build_tokenizer(sorted({data.records[e].instruction for e in episodes}))
-        overrides = {"vision_config": {"image_size": config.image_size}, **config.model_overrides}
+        overrides = {
+            "vision_config": {"image_size": config.image_size, "patch_size": config.patch_size},
+            **config.model_overrides,
+        }
         model_config = VLAConfig(text_vocab_size=512, decoding=config.decoding, **overrides)
         policy = VLAPolicy(VLAForActionPrediction(model_config), tokenizer, ActionStats.from_actions(used_actions))
         policy.model.to(config.device)

@@ -1,1 +1,5 @@
-"""Action-conditioned video world model and video reward model (filled by the world-model issue)."""
+"""Action-conditioned video world model and video reward model (plain PyTorch, no ROS)."""
+
+from wmpo_worldmodel.models import ActionConditionedUNet
+
+__all__ = ["ActionConditionedUNet"]

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 
-from wmpo_policy.vla.action_tokens import bins_to_actions
+from wmpo_policy.vla.action_tokens import N_BINS, bins_to_actions
+from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
 from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.tokenization import prompt
@@ -55,6 +56,12 @@ def crop_and_resize(pixels: torch.Tensor, scale: float, generator: torch.Generat
     return torch.cat(out)
 
 
+def _architecture(config) -> dict:
+    """A sub-model config's fields without the bookkeeping ones (model type, versions, dtype)."""
+    skip = {"model_type", "architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype"}
+    return {key: value for key, value in config.to_dict().items() if key not in skip}
+
+
 class VLAPolicy:
     def __init__(self, model: VLAForActionPrediction, tokenizer: PreTrainedTokenizerFast, stats: ActionStats):
         if len(tokenizer) > model.config.text_vocab_size:
@@ -83,6 +90,42 @@ class VLAPolicy:
         except Exception as error:  # noqa: BLE001  corrupt files raise many types (safetensors, json, torch)
             raise CheckpointError(f"cannot load the VLA checkpoint {path}: {error}") from error
         return cls(model, tokenizer, stats)
+
+    @classmethod
+    def from_backbones(
+        cls,
+        vision_path: str | Path,
+        language_path: str | Path,
+        stats: ActionStats,
+        tokenizer_path: str | Path | None = None,
+        **config_kwargs,
+    ) -> "VLAPolicy":
+        """A fresh VLA from pretrained parts in local folders (never the hub): a transformers
+        SiglipVisionModel (or a SigLIP checkpoint's vision tower saved alone), a LlamaForCausalLM
+        and its tokenizer (default: the language folder). The LM's embeddings grow by N_BINS rows:
+        the action bins are the new last ids. The projector and the action queries start random;
+        fine-tune with ``wmpo train-bc --init-checkpoint``. ``config_kwargs``: other VLAConfig
+        fields (chunk_size, decoding, crop_scale, projector_hidden_size)."""
+        from transformers import LlamaForCausalLM, SiglipVisionModel
+
+        vision = SiglipVisionModel.from_pretrained(vision_path, local_files_only=True)
+        language = LlamaForCausalLM.from_pretrained(language_path, local_files_only=True)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_path or language_path, local_files_only=True)
+        if tokenizer.pad_token is None:  # Llama tokenizers ship without one; prompts are left-padded
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        text_vocab_size = max(len(tokenizer), language.config.vocab_size)
+        language.resize_token_embeddings(text_vocab_size + N_BINS)
+        config = VLAConfig(
+            vision_config=_architecture(vision.config),
+            text_config=_architecture(language.config),
+            text_vocab_size=text_vocab_size,
+            **config_kwargs,
+        )
+        model = VLAForActionPrediction(config)
+        model.vision.load_state_dict(vision.state_dict())
+        model.language_model.load_state_dict(language.state_dict())
+        return cls(model.eval(), tokenizer, stats)
 
     def save_pretrained(self, path: str | Path, extra: dict[str, dict] | None = None) -> Path:
         """Write the checkpoint atomically (temporary folder, then rename). ``extra`` maps file

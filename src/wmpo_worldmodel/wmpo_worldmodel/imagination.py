@@ -1,0 +1,82 @@
+"""The imagination API for the trainer: start frames + a policy -> imagined episodes and rewards.
+
+A batch of B rollouts runs in lockstep: the policy sees the newest frame of each rollout and
+returns a chunk of K actions, the world model imagines the K frames that follow, and so on for
+ceil(max_steps / K) chunks. Rollouts start from a start frame repeated as context (the paper), or
+from real mid-episode context frames (``real_context``: a follow-up paper found this reduces
+compounding error). With a reward model, each rollout is judged by its sliding window; the
+success frame lets the trainer mask the action tokens after it.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+
+@dataclass
+class ImaginedBatch:
+    frames: np.ndarray  # uint8 (B, 1 + C*K, S, S, 3): frame 0 = start, frame t = after action t-1
+    actions: np.ndarray  # (B, C*K, 7) controller units
+    bins: torch.Tensor  # (B, C, K*D) action bins chosen by the policy
+    log_probs: torch.Tensor  # (B, C, K*D) their log-probs at the sampling temperature
+    success: np.ndarray | None = None  # (B,) bool, when a reward model judged the rollouts
+    success_frame: np.ndarray | None = None  # (B,) int, -1 = no success
+
+    @property
+    def num_chunks(self) -> int:
+        return self.bins.shape[1]
+
+
+def start_context(frames: np.ndarray, step: int, context_frames: int) -> np.ndarray:
+    """The Nc real frames up to ``step`` of one episode (uint8 (T+1, H, W, 3)); frame 0 repeats
+    before the start, as a rollout from the first frame does."""
+    return np.asarray(frames)[np.maximum(np.arange(step - context_frames + 1, step + 1), 0)]
+
+
+def imagine(
+    world_model: WorldModelPipeline,
+    policy,
+    contexts: np.ndarray,
+    instructions: list[str],
+    max_steps: int,
+    temperature: float = 1.0,
+    reward_model: VideoRewardModel | None = None,
+    sampler: str = "ddim",
+    sampler_steps: int = 10,
+    generator: torch.Generator | None = None,
+) -> ImaginedBatch:
+    """contexts: uint8 (B, H, W, 3) start frames, or (B, Nc, H, W, 3) real context frames.
+    ``policy``: a VLAPolicy (predict(images, instructions, temperature, generator))."""
+    contexts = np.asarray(contexts)
+    nc, horizon = world_model.unet.config.context_frames, policy.model.config.chunk_size
+    if contexts.ndim == 4:
+        contexts = np.repeat(contexts[:, None], nc, axis=1)
+    if contexts.shape[1] != nc or len(contexts) != len(instructions):
+        raise ValueError(f"need (B, {nc}, H, W, 3) contexts and B instructions, got {contexts.shape}")
+    size = world_model.unet.config.sample_size * world_model.vae_scale
+    context = to_uint8_frames(to_model_frames(contexts, size, "cpu"))  # at the world model's size
+    frames, actions, bins, log_probs = [context[:, -1:]], [], [], []
+    for _ in range(math.ceil(max_steps / horizon)):
+        chunk, chunk_bins, chunk_log_probs = policy.predict(frames[-1][:, -1], instructions, temperature, generator)
+        new = world_model(context, chunk, sampler_steps, sampler, generator)
+        context = np.concatenate([context, new], axis=1)[:, -nc:]
+        frames.append(new)
+        actions.append(chunk)
+        bins.append(chunk_bins)
+        log_probs.append(chunk_log_probs)
+    batch = ImaginedBatch(
+        frames=np.concatenate(frames, axis=1),
+        actions=np.concatenate(actions, axis=1),
+        bins=torch.stack(bins, dim=1),
+        log_probs=torch.stack(log_probs, dim=1),
+    )
+    if reward_model is not None:
+        verdicts = [reward_model.judge(episode) for episode in batch.frames]
+        batch.success = np.array([v.success for v in verdicts])
+        batch.success_frame = np.array([v.success_frame for v in verdicts])
+    return batch

@@ -1,0 +1,164 @@
+"""Train the video success classifier on labelled episodes, then pick its threshold by F1.
+
+  wmpo train-reward --dataset runs/base/Lift/data runs/base/Lift/eval_data --output runs/reward/lift
+
+Clip labels (WMPO): positive = the clip ending at the success frame of a successful episode;
+negative = the last clip of a failed episode; plus one random earlier clip of every episode as a
+negative (ending at least one clip length before the success frame). Episodes are split by index:
+every ``val_every``-th labelled episode is held out; the threshold maximises F1 of "the episode
+succeeded" over the held-out episodes, judged by a sliding window as at imagination time.
+"""
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+
+@dataclass
+class RewardConfig:
+    datasets: list[str]  # converted dataset folders with success and failure episodes
+    output: str = "runs/reward"
+    steps: int = 600
+    batch_size: int = 16
+    learning_rate: float = 3e-4
+    image_size: int = 64  # px
+    num_frames: int = 8  # clip length
+    val_every: int = 4  # every 4th labelled episode is held out for the threshold sweep
+    init_checkpoint: str = ""  # a local VideoMAEForVideoClassification folder (e.g. VideoMAE-base)
+    seed: int = 0
+    threads: int = 2
+    device: str = "cpu"
+
+
+@dataclass
+class Clip:
+    dataset: int
+    episode: int
+    end: int  # index of the clip's last frame
+    label: int  # 1 = success
+
+
+def episode_clips(data: EpisodeDataset, dataset: int, episode: int, num_frames: int, rng) -> list[Clip]:
+    """The labelled clips of one success or failure episode (none for an incomplete one)."""
+    record = data.records[episode]
+    if record.outcome not in ("success", "failure"):
+        return []
+    last = record.num_steps  # frames 0 .. T
+    clips = []
+    if record.outcome == "success":
+        end = min(record.success_step, last) if record.success_step >= 0 else last
+        clips.append(Clip(dataset, episode, end, 1))
+    else:
+        end = last
+        clips.append(Clip(dataset, episode, end, 0))
+    earliest, latest = num_frames - 1, end - num_frames
+    if latest >= earliest:
+        clips.append(Clip(dataset, episode, int(rng.integers(earliest, latest + 1)), 0))
+    return clips
+
+
+def clip_frames(data: EpisodeDataset, clip: Clip, num_frames: int) -> np.ndarray:
+    """uint8 (num_frames, H, W, 3); frames before 0 repeat frame 0."""
+    frames = data.episode(clip.episode)["frames"]
+    return frames[np.maximum(np.arange(clip.end - num_frames + 1, clip.end + 1), 0)]
+
+
+def sweep_threshold(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """The threshold on per-episode max scores with the best F1 (ties: the middle one)."""
+    candidates = np.unique(np.concatenate([np.linspace(0.05, 0.95, 19), scores]))
+    rows = []
+    for threshold in candidates:
+        predicted = scores >= threshold
+        tp = int(np.sum(predicted & (labels == 1)))
+        fp = int(np.sum(predicted & (labels == 0)))
+        fn = int(np.sum(~predicted & (labels == 1)))
+        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+        rows.append((f1, float(threshold), float(np.mean(predicted == (labels == 1)))))
+    best = max(f1 for f1, _, _ in rows)
+    ties = [row for row in rows if row[0] == best]
+    f1, threshold, accuracy = ties[len(ties) // 2]
+    return {"threshold": threshold, "f1": f1, "accuracy": accuracy, "episodes": len(labels)}
+
+
+def train(config: RewardConfig) -> Path:
+    # -- set-up ----------------------------------------------------------------------------------
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    datasets = [EpisodeDataset(Path(p)) for p in config.datasets]
+    labelled = [
+        (d, e)
+        for d, data in enumerate(datasets)
+        for e, r in enumerate(data.records)
+        if r.outcome in ("success", "failure")
+    ]
+    held_out = labelled[config.val_every - 1 :: config.val_every] if config.val_every > 0 else []
+    training = [pair for pair in labelled if pair not in held_out]
+    clips = [c for d, e in training for c in episode_clips(datasets[d], d, e, config.num_frames, rng)]
+    positives = sum(c.label for c in clips)
+    if positives == 0 or positives == len(clips):
+        raise ValueError(f"need both success and failure clips to train; got {positives} of {len(clips)} positive")
+    print(f"{len(training)} training episodes -> {len(clips)} clips ({positives} positive); {len(held_out)} held out")
+
+    # -- model -----------------------------------------------------------------------------------
+    if config.init_checkpoint:
+        reward = VideoRewardModel.from_pretrained(config.init_checkpoint, config.device)
+    else:
+        reward = VideoRewardModel.tiny(image_size=config.image_size, num_frames=config.num_frames)
+        reward.model.to(config.device)
+    model = reward.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.05)
+    # Balance the classes: positives are one clip per successful episode.
+    weight = torch.tensor([1.0, (len(clips) - positives) / positives], device=config.device)
+    writer = SummaryWriter(str(output / "tb"))
+
+    # -- training loop ---------------------------------------------------------------------------
+    started = time.monotonic()
+    for step in tqdm(range(1, config.steps + 1), desc="reward model", unit="step"):
+        batch = [clips[i] for i in rng.integers(0, len(clips), config.batch_size)]
+        frames = np.stack([clip_frames(datasets[c.dataset], c, config.num_frames) for c in batch])
+        if rng.random() < 0.5:  # brightness jitter (flips would change what the scene means)
+            frames = np.clip(frames.astype(np.int16) + int(rng.integers(-20, 21)), 0, 255).astype(np.uint8)
+        labels = torch.tensor([c.label for c in batch], device=config.device)
+        logits = model(pixel_values=reward.pixels(frames)).logits
+        loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step % 20 == 0:
+            writer.add_scalar("reward/loss", loss.item(), step)
+            writer.add_scalar("reward/clip_accuracy", (logits.argmax(-1) == labels).float().mean().item(), step)
+
+    # -- threshold: F1 sweep on held-out episodes, judged like imagined ones -----------------------
+    sweep_on = held_out or training
+    scores, labels = [], []
+    for d, e in tqdm(sweep_on, desc="threshold sweep", unit="episode"):
+        scores.append(float(reward.judge(datasets[d].episode(e)["frames"]).scores.max()))
+        labels.append(int(datasets[d].records[e].outcome == "success"))
+    result = sweep_threshold(np.array(scores), np.array(labels))
+    result["swept_on"] = "held-out episodes" if held_out else "training episodes (nothing held out)"
+    reward.threshold = result["threshold"]
+    path = reward.save_pretrained(output / "reward_model")
+    report = {**result, "config": asdict(config), "train_minutes": round((time.monotonic() - started) / 60, 1)}
+    (output / "reward_report.json").write_text(json.dumps(report, indent=2))
+    writer.add_scalar("reward/threshold", result["threshold"], config.steps)
+    writer.add_scalar("reward/heldout_f1", result["f1"], config.steps)
+    writer.close()
+    t, f1, accuracy = result["threshold"], result["f1"], result["accuracy"]
+    print(f"threshold {t:.3f}: F1 {f1:.3f}, accuracy {accuracy:.3f} ({result['swept_on']})")
+    return path

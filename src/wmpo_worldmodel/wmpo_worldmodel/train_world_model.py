@@ -1,0 +1,199 @@
+"""Train the action-conditioned world model on converted episode datasets, top to bottom (CleanRL).
+
+  wmpo train-wm --dataset runs/base/Lift/data --output runs/wm/lift --steps 3000
+  wmpo train-wm --dataset runs/loop/rollouts --init-checkpoint runs/wm/lift/checkpoints/step_3000 ...
+
+Pretraining uses expert demonstrations; policy-behaviour alignment continues from a pretrained
+checkpoint on the policy's own rollouts (successes and failures). Loss: MSE of the schedule's
+prediction target (the clean frames by default; see schedulers.training_scheduler). The context
+frames are noised to ``context_noise_level`` (a diffusion timestep, 0 = clean) and the model is
+told that level, as at inference. EMA weights are what a checkpoint
+serves; the raw weights, optimizer and EMA state resume training. Every ``strip_every`` steps a
+strip of real vs imagined frames (real actions) goes to TensorBoard and <output>/strips/.
+"""
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.training_utils import EMAModel
+from PIL import Image
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from wmpo_policy.vla.normalization import ActionStats
+from wmpo_worldmodel.data import WindowSampler
+from wmpo_worldmodel.models import ActionConditionedUNet
+from wmpo_worldmodel.pipeline import WorldModelPipeline
+from wmpo_worldmodel.schedulers import diffusion_target, noise_context, training_scheduler
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+@dataclass
+class WMConfig:
+    datasets: list[str]  # converted dataset folders (wmpo dataset)
+    output: str = "runs/wm"
+    steps: int = 3000
+    batch_size: int = 8
+    learning_rate: float = 3e-4
+    image_size: int = 64  # px
+    context_frames: int = 4
+    frames_per_pass: int = 8  # 8 = a chunk per denoising pass; 1 = frame at a time
+    context_noise_level: int = 15  # diffusion timestep of the context noise (of 1000); 0 = off
+    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
+    action_modulation: bool = True  # AdaGN from an action MLP
+    action_planes: bool = True  # actions as constant input channels
+    init_checkpoint: str = ""  # continue from a world model (policy-behaviour alignment)
+    ema_decay: float = 0.999
+    sampler: str = "ddim"  # for the strips
+    sampler_steps: int = 10
+    checkpoint_every: int = 500
+    strip_every: int = 500
+    log_every: int = 20
+    seed: int = 0
+    threads: int = 2
+    device: str = "cpu"
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    checkpoints = sorted((output / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def strip_image(real: np.ndarray, imagined: np.ndarray) -> np.ndarray:
+    """Two uint8 (T, H, W, 3) sequences -> one (2H, T*W, 3) image: real on top, imagined below."""
+    return np.concatenate([np.concatenate(list(real), axis=1), np.concatenate(list(imagined), axis=1)], axis=0)
+
+
+def train(config: WMConfig) -> Path:
+    # -- set-up: seeds, threads, data ------------------------------------------------------------
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "wm_config.json").write_text(json.dumps(asdict(config), indent=2))
+    data = WindowSampler(config.datasets, config.context_frames, config.frames_per_pass, config.image_size)
+
+    # -- model: resume, or continue a world model, or build a fresh one ---------------------------
+    resume = latest_checkpoint(output)
+    if resume is not None or config.init_checkpoint:
+        pipeline = WorldModelPipeline.load(resume or config.init_checkpoint, config.device)
+    else:
+        stats = ActionStats.from_actions(data.all_actions())
+        unet = ActionConditionedUNet(
+            sample_size=config.image_size,
+            context_frames=config.context_frames,
+            frames_per_pass=config.frames_per_pass,
+            block_out_channels=tuple(config.block_out_channels),
+            attention_levels=tuple(config.attention_levels),
+            action_modulation=config.action_modulation,
+            action_planes=config.action_planes,
+        )
+        pipeline = WorldModelPipeline(
+            unet.to(config.device),
+            training_scheduler(),
+            context_noise_level=config.context_noise_level,
+            action_stats={"q01": list(stats.q01), "q99": list(stats.q99)},
+        )
+    unet, scheduler, stats = pipeline.unet, pipeline.scheduler, pipeline.stats
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True)  # follows closely early on
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    step = 0
+    if resume is not None:
+        state = torch.load(resume / TRAINER_STATE, weights_only=True)
+        unet.load_state_dict(state["unet"])  # the folder holds EMA weights; training goes on from the raw ones
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+    rng = np.random.default_rng(config.seed + step)
+    level = torch.full((config.batch_size,), pipeline.config.context_noise_level, dtype=torch.long)
+    writer = SummaryWriter(str(output / "tb"))
+    strip_window = data.windows[0]
+    print(
+        f"{len(data.windows)} windows from {sum(len(d) for d in data.datasets)} episodes, "
+        f"{sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M parameters, starting at step {step}"
+    )
+
+    def save(step: int) -> Path:
+        ema.store(unet.parameters())
+        raw = {k: v.clone() for k, v in unet.state_dict().items()}
+        ema.copy_to(unet.parameters())
+        state = {
+            "unet": raw,
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "torch_rng": torch.get_rng_state(),
+        }
+        path = pipeline.save_atomically(output / "checkpoints" / f"step_{step}", extra={TRAINER_STATE: state})
+        ema.restore(unet.parameters())
+        return path
+
+    def write_strip(step: int) -> None:
+        ema.store(unet.parameters())
+        ema.copy_to(unet.parameters())
+        unet.eval()
+        context, real, actions = data.window(strip_window)
+        imagined = pipeline(
+            np.asarray(context)[None],
+            actions[None],
+            config.sampler_steps,
+            config.sampler,
+            torch.Generator().manual_seed(0),
+        )[0]
+        real_small = np.stack([np.asarray(Image.fromarray(f).resize(imagined.shape[1:3])) for f in np.asarray(real)])
+        image = strip_image(real_small, imagined)
+        (output / "strips").mkdir(exist_ok=True)
+        Image.fromarray(image).save(output / "strips" / f"step_{step}.png")
+        writer.add_image("wm/real_vs_imagined", image, step, dataformats="HWC")
+        unet.train()
+        ema.restore(unet.parameters())
+
+    # -- training loop ----------------------------------------------------------------------------
+    unet.train()
+    started, last_log = time.monotonic(), step
+    bar = tqdm(total=config.steps, initial=step, desc="world model", unit="step")
+    while step < config.steps:
+        context, target, actions = data.batch(config.batch_size, rng)
+        context, target = pipeline.encode(context.to(config.device)), pipeline.encode(target.to(config.device))
+        actions = torch.as_tensor(stats.normalize(actions), dtype=torch.float32, device=config.device)
+        noise = torch.randn_like(target)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), device=config.device)
+        noisy = scheduler.add_noise(target, noise, t)
+        context = noise_context(scheduler, context, pipeline.config.context_noise_level)
+        prediction = unet(noisy, t, context, actions, level.to(config.device))
+        loss = F.mse_loss(prediction, diffusion_target(scheduler, target, noise, t))
+        optimizer.zero_grad()
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        ema.step(unet.parameters())
+        step += 1
+        bar.update(1)
+
+        if step % config.log_every == 0 or step == config.steps:
+            steps_per_second = (step - last_log) / (time.monotonic() - started)
+            started, last_log = time.monotonic(), step
+            writer.add_scalar("wm/loss", loss.item(), step)
+            writer.add_scalar("wm/grad_norm", grad_norm.item(), step)
+            writer.add_scalar("perf/steps_per_second", steps_per_second, step)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % config.strip_every == 0 or step == config.steps:
+            write_strip(step)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save(step)
+    bar.close()
+    writer.close()
+    final = latest_checkpoint(output)
+    print(f"checkpoint: {final}")
+    return final

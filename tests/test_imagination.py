@@ -1,0 +1,55 @@
+"""The imagination API: a policy acting inside the world model, judged by the reward model."""
+
+import numpy as np
+import torch
+from test_reward_model import toy_episode
+from test_vla_model import INSTRUCTIONS, small_policy
+from test_world_model import tiny_pipeline
+
+from wmpo_worldmodel.imagination import imagine, start_context
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+torch.set_num_threads(1)
+
+
+def run(seed, contexts, reward=None, max_steps=20):
+    return imagine(
+        tiny_pipeline(),
+        small_policy(),
+        contexts,
+        [INSTRUCTIONS[0]] * len(contexts),
+        max_steps,
+        temperature=1.6,
+        reward_model=reward,
+        sampler_steps=2,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def test_imagined_batches_have_the_trainer_contract_and_their_log_probs():
+    starts = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    reward = VideoRewardModel.tiny(image_size=16)
+    batch = run(0, starts, reward)
+    assert batch.num_chunks == 3  # ceil(20 / 8)
+    assert batch.frames.shape == (3, 1 + 24, 16, 16, 3) and batch.frames.dtype == np.uint8
+    assert batch.actions.shape == (3, 24, 7) and batch.bins.shape == batch.log_probs.shape == (3, 3, 56)
+    assert batch.success.shape == batch.success_frame.shape == (3,)
+    # The log-probs are the policy's, on the frame it saw before each chunk, at the temperature.
+    policy = small_policy()
+    for c in range(3):
+        inputs = policy.encode(batch.frames[:, 8 * c], [INSTRUCTIONS[0]] * 3)
+        expected = policy.model.token_log_probs(**inputs, action_bins=batch.bins[:, c], temperature=1.6)
+        torch.testing.assert_close(batch.log_probs[:, c], expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        batch.actions[:, :8], policy.bins_to_actions(batch.bins[:, 0]).reshape(3, 8, 7), rtol=1e-6
+    )
+
+
+def test_imagination_is_deterministic_and_starts_from_real_context():
+    frames = toy_episode(0, True)[1]["frames"]
+    context = start_context(frames, 10, 4)
+    np.testing.assert_array_equal(context, frames[7:11])
+    np.testing.assert_array_equal(start_context(frames, 1, 4), frames[[0, 0, 0, 1]])
+    a, b, c = run(1, context[None], max_steps=8), run(1, context[None], max_steps=8), run(2, context[None], max_steps=8)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert torch.equal(a.bins, b.bins) and not torch.equal(a.bins, c.bins)

@@ -1,0 +1,96 @@
+"""The video success classifier: clip labelling, the F1 threshold sweep, sliding-window judging,
+checkpoints, and a tiny model that learns to tell toy successes from failures."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+from wmpo_worldmodel.reward_model import RewardModelError, VideoRewardModel
+from wmpo_worldmodel.train_reward import RewardConfig, episode_clips, sweep_threshold, train
+
+torch.set_num_threads(1)
+SIZE = 32
+
+
+def toy_episode(index: int, success: bool, steps: int = 30) -> tuple[dict, dict]:
+    """A grey square drifting right; a success ends with the square turning green for 8 frames."""
+    frames = np.full((steps + 1, SIZE, SIZE, 3), 40, np.uint8)
+    for k in range(steps + 1):
+        x = 2 + (k * (SIZE - 8)) // steps
+        colour = (40, 220, 40) if success and k > steps - 8 else (160, 160, 160)
+        frames[k, 12:20, x : x + 6] = colour
+    summary = {
+        "episode_id": f"toy{index}",
+        "task": "Toy",
+        "instruction": "turn it green",
+        "outcome": "success" if success else "failure",
+        "success_step": steps if success else -1,
+        "policy_id": "toy",
+    }
+    zeros = np.zeros((steps, 7), np.float32)
+    return summary, {"frames": frames, "frame_stamps": np.arange(steps + 1), "actions": zeros, "commanded": zeros}
+
+
+def test_clips_are_labelled_as_in_wmpo(tmp_path):
+    write_dataset(tmp_path / "d", [toy_episode(0, True), toy_episode(1, False), toy_episode(2, True, steps=9)])
+    data = EpisodeDataset(tmp_path / "d")
+    rng = np.random.default_rng(0)
+    success, failure, short = (episode_clips(data, 0, e, 8, rng) for e in range(3))
+    assert (success[0].end, success[0].label) == (30, 1)  # ends at the success frame
+    assert (failure[0].end, failure[0].label) == (30, 0)  # the last clip of a failure
+    for earlier in (success[1], failure[1]):
+        assert earlier.label == 0 and 7 <= earlier.end <= 30 - 8  # a whole clip before the end
+    assert len(short) == 1  # too short for an earlier clip
+
+
+def test_threshold_sweep_maximises_f1():
+    scores = np.array([0.1, 0.3, 0.35, 0.8, 0.9])
+    labels = np.array([0, 0, 1, 1, 1])
+    result = sweep_threshold(scores, labels)
+    assert result["f1"] == 1.0 and 0.3 < result["threshold"] <= 0.35
+    assert result["accuracy"] == 1.0
+
+
+def test_judging_slides_a_window_and_finds_the_success_frame(tmp_path):
+    reward = VideoRewardModel.tiny(image_size=SIZE)
+    frames = toy_episode(0, True)[1]["frames"]
+    reward.threshold = 1.1  # nothing passes
+    verdict = reward.judge(frames)
+    assert verdict.scores.shape == (31 - 8 + 1,) and not verdict.success and verdict.success_frame == -1
+    reward.threshold = float(verdict.scores[5])  # window 5 (frames 5..12) is the first to pass or one after
+    first = int(np.flatnonzero(verdict.scores >= reward.threshold)[0])
+    assert reward.judge(frames).success_frame == first + 7
+    assert reward.judge(frames[:3]).scores.shape == (1,)  # shorter than a clip: padded in front
+    with pytest.raises(RewardModelError, match="uint8"):
+        reward.clip_scores(np.zeros((1, 8, SIZE, SIZE, 3), np.float32))
+    path = reward.save_pretrained(tmp_path / "reward")
+    loaded = VideoRewardModel.from_pretrained(path)
+    assert loaded.threshold == reward.threshold
+    np.testing.assert_allclose(loaded.judge(frames).scores, verdict.scores, rtol=1e-5, atol=1e-6)
+    with pytest.raises(RewardModelError, match="config.json is missing"):
+        VideoRewardModel.from_pretrained(tmp_path)
+
+
+def test_a_tiny_reward_model_separates_held_out_successes_from_failures(tmp_path):
+    episodes = [toy_episode(i, success=i % 3 == 0) for i in range(24)]  # held out: 2 successes, 4 failures
+    write_dataset(tmp_path / "d", episodes)
+    config = RewardConfig(
+        datasets=[str(tmp_path / "d")],
+        output=str(tmp_path / "reward"),
+        steps=120,
+        batch_size=8,
+        image_size=SIZE,
+        val_every=4,
+        threads=1,
+    )
+    path = train(config)
+    report = json.loads((tmp_path / "reward" / "reward_report.json").read_text())
+    assert report["swept_on"] == "held-out episodes" and report["episodes"] == 6
+    assert report["f1"] >= 0.8, report
+    reward = VideoRewardModel.from_pretrained(path)
+    verdict = reward.judge(toy_episode(99, True)[1]["frames"])
+    assert verdict.success and verdict.success_frame >= 23  # not before the square turned green
+    assert not reward.judge(toy_episode(98, False)[1]["frames"]).success

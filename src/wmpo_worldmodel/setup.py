@@ -14,7 +14,9 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description="Action-conditioned video world model (diffusers), video success classifier (VideoMAE) and the imagination API.",
+    description=(
+        "Action-conditioned video world model (diffusers), video success classifier (VideoMAE) and the imagination API."
+    ),
     license="Apache-2.0",
     entry_points={
         "console_scripts": [],

@@ -10,6 +10,9 @@ wmpo dataset EPS OUT      episode bags -> training dataset
 wmpo train-bc             behaviour cloning of the VLA on a dataset
 wmpo base-policy          expert demos -> dataset -> BC -> evaluation, per task (resumable)
 wmpo init-vla             a VLA checkpoint from local pretrained SigLIP + Llama folders
+wmpo train-wm             train or align the world model on datasets
+wmpo train-reward         train the video success classifier, threshold by F1
+wmpo wm-study             world-model fidelity report (+/- alignment, +/- context noise)
 """
 
 import argparse
@@ -195,6 +198,7 @@ def cmd_train_bc(args) -> int:
         patch_size=args.patch_size,
         decoding=args.decoding,
         init_checkpoint=args.init_checkpoint,
+        chunk_aligned=not args.all_frames,
         seed=args.seed,
         threads=args.threads,
         device=args.device,
@@ -275,6 +279,58 @@ def cmd_base_policy(args) -> int:
     return 0
 
 
+def cmd_train_wm(args) -> int:
+    from wmpo_worldmodel.train_world_model import WMConfig, train
+
+    config = WMConfig(
+        datasets=args.dataset,
+        output=args.output,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        frames_per_pass=args.frames_per_pass,
+        context_noise_level=args.context_noise_level,
+        init_checkpoint=args.init_checkpoint,
+        threads=args.threads,
+        device=args.device,
+    )
+    train(config)
+    return 0
+
+
+def cmd_train_reward(args) -> int:
+    from wmpo_worldmodel.train_reward import RewardConfig, train
+
+    config = RewardConfig(
+        datasets=args.dataset,
+        output=args.output,
+        steps=args.steps,
+        init_checkpoint=args.init_checkpoint,
+        threads=args.threads,
+        device=args.device,
+    )
+    train(config)
+    return 0
+
+
+def cmd_wm_study(args) -> int:
+    from wmpo_worldmodel.study import StudyConfig, run_study
+
+    config = StudyConfig(
+        demos=args.demos,
+        rollouts=args.rollouts,
+        output=args.output,
+        held_out_demos=args.held_out_demos,
+        pretrain_steps=args.pretrain_steps,
+        align_steps=args.align_steps,
+        reward_steps=args.reward_steps,
+        report_episodes=args.report_episodes,
+        threads=args.threads,
+    )
+    report = run_study(config)
+    print((Path(args.output) / "report" / "report.md").read_text())
+    return 0 if report else 1
+
+
 def cmd_episodes(args) -> int:
     from wmpo_episodes.episodes import list_episodes
     from wmpo_episodes.recovery import recover_incoming
@@ -329,6 +385,7 @@ def main(argv=None) -> int:
     bc.add_argument("--patch-size", type=int, default=8)
     bc.add_argument("--decoding", default="parallel", choices=["parallel", "autoregressive"])
     bc.add_argument("--init-checkpoint", default="", help="start from this VLA checkpoint folder")
+    bc.add_argument("--all-frames", action="store_true", help="learn from every frame, not only chunk starts")
     bc.add_argument("--seed", type=int, default=0)
     bc.add_argument("--threads", type=int, default=2)
     bc.add_argument("--device", default="cpu")
@@ -346,6 +403,39 @@ def main(argv=None) -> int:
     base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last'")
     base.add_argument("--output", default="runs/base")
     base.set_defaults(func=cmd_base_policy)
+
+    wm = sub.add_parser("train-wm", help="train (or align) the action-conditioned world model")
+    wm.add_argument("--dataset", nargs="+", required=True, help="dataset folders (demos, rollouts)")
+    wm.add_argument("--output", default="runs/wm")
+    wm.add_argument("--steps", type=int, default=3000)
+    wm.add_argument("--batch-size", type=int, default=8)
+    wm.add_argument("--frames-per-pass", type=int, default=8, help="8 = a chunk per pass, 1 = a frame per pass")
+    wm.add_argument("--context-noise-level", type=int, default=15, help="diffusion timestep of context noise (0 = off)")
+    wm.add_argument("--init-checkpoint", default="", help="continue from this world model (behaviour alignment)")
+    wm.add_argument("--threads", type=int, default=2)
+    wm.add_argument("--device", default="cpu")
+    wm.set_defaults(func=cmd_train_wm)
+
+    reward = sub.add_parser("train-reward", help="train the video success classifier and sweep its threshold")
+    reward.add_argument("--dataset", nargs="+", required=True, help="dataset folders with successes and failures")
+    reward.add_argument("--output", default="runs/reward")
+    reward.add_argument("--steps", type=int, default=600)
+    reward.add_argument("--init-checkpoint", default="", help="a local VideoMAEForVideoClassification folder")
+    reward.add_argument("--threads", type=int, default=2)
+    reward.add_argument("--device", default="cpu")
+    reward.set_defaults(func=cmd_train_reward)
+
+    study = sub.add_parser("wm-study", help="world-model fidelity report: +/- alignment, +/- context noise")
+    study.add_argument("--demos", required=True, help="dataset of expert demos (e.g. runs/base/Lift/data)")
+    study.add_argument("--rollouts", required=True, help="bags of the base policy (e.g. runs/base/Lift/eval/episodes)")
+    study.add_argument("--output", default="runs/wm_study")
+    study.add_argument("--held-out-demos", type=int, default=10)
+    study.add_argument("--pretrain-steps", type=int, default=2000)
+    study.add_argument("--align-steps", type=int, default=500)
+    study.add_argument("--reward-steps", type=int, default=600)
+    study.add_argument("--report-episodes", type=int, default=0, help="0 = every held-out episode")
+    study.add_argument("--threads", type=int, default=2)
+    study.set_defaults(func=cmd_wm_study)
 
     init = sub.add_parser("init-vla", help="build a VLA checkpoint from local pretrained SigLIP + Llama folders")
     init.add_argument("--vision", required=True, help="SiglipVisionModel folder (save_pretrained)")

@@ -202,3 +202,16 @@ class EpisodeDataset:
             "actions": self.actions[actions],
             "commanded": self.commanded[actions],
         }
+
+
+def write_subset(parts, output: Path) -> list[EpisodeRecord]:
+    """A new dataset folder holding chosen episodes of existing datasets (e.g. a held-out split).
+    parts: (EpisodeDataset, episode indices) pairs."""
+
+    def episodes():
+        for data, indices in parts:
+            for i in indices:
+                episode = data.episode(i)
+                yield asdict(episode["record"]), episode
+
+    return write_dataset(output, episodes())

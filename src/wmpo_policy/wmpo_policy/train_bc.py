@@ -3,8 +3,9 @@
   wmpo train-bc --dataset runs/data/lift --output runs/bc/lift --steps 2000
 
 Each sample: the frame before step k and the K actions from step k on (executed actions; past
-the episode's end the last action repeats), normalised with q01/q99 of the training actions and
-binned into tokens. Augmentation: random crop of crop_scale of the area, resized back (OpenVLA).
+the episode's end the last action repeats; k a multiple of K unless chunk_aligned is off),
+normalised with q01/q99 of the training actions and binned into tokens. Augmentation: random
+crop of crop_scale of the area, resized back (OpenVLA).
 Writes TensorBoard scalars to <output>/tb, checkpoints to <output>/checkpoints/step_N (+ the
 optimizer state), and resumes from the newest checkpoint if there is one.
 """
@@ -43,6 +44,10 @@ class BCConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     only_successes: bool = True  # behaviour cloning learns from successful episodes only
+    # Learn only from frames where a chunk started (k % K == 0), as the policy is deployed: it sees
+    # the frame before each open-loop chunk. A chunk-planning expert's actions from a mid-chunk
+    # frame depend on where it was in its own chunk, which no frame shows.
+    chunk_aligned: bool = True
     image_size: int = 64  # px, the policy's input (frames are resized); 64 matches the CPU world model
     patch_size: int = 8  # px; (image_size / patch_size)^2 image tokens
     decoding: str = "parallel"  # parallel | autoregressive
@@ -88,7 +93,6 @@ def train(config: BCConfig) -> Path:
     episodes = [i for i, r in enumerate(data.records) if r.outcome == "success" or not config.only_successes]
     if not episodes:
         raise ValueError(f"{config.dataset} has no episodes to learn from (only_successes={config.only_successes})")
-    samples = [(e, k) for e in episodes for k in range(data.records[e].num_steps)]  # (episode, step)
     used_actions = np.concatenate([data.episode(e)["actions"] for e in episodes])
 
     # -- model: resume, or start from a checkpoint, or build a fresh one -------------------------
@@ -107,6 +111,8 @@ def train(config: BCConfig) -> Path:
         policy = VLAPolicy(VLAForActionPrediction(model_config), tokenizer, ActionStats.from_actions(used_actions))
         policy.model.to(config.device)
     model, stats, horizon = policy.model.train(), policy.stats, policy.model.config.chunk_size
+    stride = horizon if config.chunk_aligned else 1
+    samples = [(e, k) for e in episodes for k in range(0, data.records[e].num_steps, stride)]  # (episode, step)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: learning_rate_factor(s, config.warmup_steps, config.steps)

@@ -1,0 +1,173 @@
+"""How well imagined episodes match real ones: frame fidelity and outcome agreement.
+
+Each held-out real episode is re-imagined from its first frame (repeated as context) under its
+own recorded actions. Frame fidelity: PSNR and SSIM of imagined vs real frames (real frames
+resized to the model's size) at every horizon t = 1 .. T. Outcome agreement: the reward model
+judges the imagined episode; compare with the real label (accuracy, F1 of "success").
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_worldmodel.imagination import start_context
+from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+
+@dataclass
+class EpisodeFidelity:
+    episode_id: str
+    real_success: bool
+    imagined_success: bool | None
+    psnr: np.ndarray  # (T,) dB, horizon t = 1 .. T
+    ssim: np.ndarray  # (T,)
+    real: np.ndarray  # uint8 (T+1, S, S, 3)
+    imagined: np.ndarray  # uint8 (T+1, S, S, 3), frame 0 = the real start frame
+
+
+def imagine_episode(world_model: WorldModelPipeline, frames: np.ndarray, actions: np.ndarray, **sampling) -> np.ndarray:
+    """Re-imagine one real episode under its own actions: uint8 (T+1, S, S, 3) at the model's size."""
+    horizon = world_model.unet.config.frames_per_pass
+    steps = len(actions)
+    padded = np.concatenate([actions, np.repeat(actions[-1:], math.ceil(steps / horizon) * horizon - steps, axis=0)])
+    context = start_context(frames, 0, world_model.unet.config.context_frames)[None]
+    imagined = world_model(context, padded[None], **sampling)[0][:steps]
+    size = imagined.shape[1]
+    first = to_uint8_frames(to_model_frames(np.asarray(frames[:1])[None], size, "cpu"))[0]
+    return np.concatenate([first, imagined])
+
+
+def episode_fidelity(
+    world_model: WorldModelPipeline,
+    data: EpisodeDataset,
+    index: int,
+    reward_model: VideoRewardModel | None = None,
+    **sampling,
+) -> EpisodeFidelity:
+    episode = data.episode(index)
+    record = episode["record"]
+    imagined = imagine_episode(world_model, episode["frames"], episode["actions"], **sampling)
+    real = to_uint8_frames(to_model_frames(np.asarray(episode["frames"])[None], imagined.shape[1], "cpu"))[0]
+    psnr = np.array(
+        [peak_signal_noise_ratio(r, i, data_range=255) for r, i in zip(real[1:], imagined[1:], strict=True)]
+    )
+    ssim = np.array(
+        [
+            structural_similarity(r, i, channel_axis=-1, data_range=255)
+            for r, i in zip(real[1:], imagined[1:], strict=True)
+        ]
+    )
+    verdict = reward_model.judge(imagined).success if reward_model is not None else None
+    return EpisodeFidelity(record.episode_id, record.outcome == "success", verdict, psnr, ssim, real, imagined)
+
+
+def summarize(results: list[EpisodeFidelity], horizon_bins: int = 8) -> dict:
+    """Mean PSNR/SSIM per horizon bin of ``horizon_bins`` steps, and outcome agreement."""
+    longest = max(len(r.psnr) for r in results)
+    per_bin = []
+    for start in range(0, longest, horizon_bins):
+        psnr = [v for r in results for v in r.psnr[start : start + horizon_bins]]
+        ssim = [v for r in results for v in r.ssim[start : start + horizon_bins]]
+        per_bin.append(
+            {"steps": f"{start + 1}-{start + horizon_bins}", "psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
+        )
+    summary = {
+        "episodes": len(results),
+        "psnr": float(np.mean([v for r in results for v in r.psnr])),
+        "ssim": float(np.mean([v for r in results for v in r.ssim])),
+        "per_horizon": per_bin,
+    }
+    judged = [r for r in results if r.imagined_success is not None]
+    if judged:
+        real = np.array([r.real_success for r in judged])
+        imagined = np.array([r.imagined_success for r in judged])
+        tp = int(np.sum(real & imagined))
+        summary["outcome_accuracy"] = float(np.mean(real == imagined))
+        summary["outcome_f1"] = 2 * tp / max(1, 2 * tp + int(np.sum(~real & imagined)) + int(np.sum(real & ~imagined)))
+        summary["real_successes"] = int(real.sum())
+        summary["imagined_successes"] = int(imagined.sum())
+    return summary
+
+
+def write_report(
+    variants: dict[str, WorldModelPipeline],
+    held_out: EpisodeDataset,
+    output: Path,
+    reward_model: VideoRewardModel | None = None,
+    max_episodes: int = 0,
+    sampler: str = "ddim",
+    sampler_steps: int = 10,
+    seed: int = 0,
+) -> dict:
+    """Fidelity of each named world model on the held-out episodes: report.json, report.md,
+    psnr_ssim.png (per horizon) and strips.png (real vs each variant, first episode)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    indices = range(len(held_out) if max_episodes <= 0 else min(max_episodes, len(held_out)))
+    report, strips = {}, []
+    for name, world_model in variants.items():
+        results = [
+            episode_fidelity(
+                world_model,
+                held_out,
+                i,
+                reward_model,
+                num_inference_steps=sampler_steps,
+                sampler=sampler,
+                generator=torch.Generator().manual_seed(seed + i),
+            )
+            for i in indices
+        ]
+        report[name] = summarize(results)
+        if not strips:
+            strips.append(("real", results[0].real))
+        strips.append((name, results[0].imagined))
+    (output / "report.json").write_text(json.dumps(report, indent=2))
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, summary in report.items():
+        x = [i * 8 + 4.5 for i in range(len(summary["per_horizon"]))]
+        axes[0].plot(x, [b["psnr"] for b in summary["per_horizon"]], marker="o", label=name)
+        axes[1].plot(x, [b["ssim"] for b in summary["per_horizon"]], marker="o", label=name)
+    for axis, label in zip(axes, ("PSNR [dB]", "SSIM"), strict=True):
+        axis.set_xlabel("horizon [control steps]")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    figure.savefig(output / "psnr_ssim.png", dpi=120)
+    plt.close(figure)
+
+    every = max(1, len(strips[0][1]) // 12)  # about 12 frames across
+    rows = [np.concatenate(list(frames[::every][:12]), axis=1) for _, frames in strips]
+    Image.fromarray(np.concatenate(rows, axis=0)).save(output / "strips.png")
+
+    lines = [
+        f"# World-model fidelity on {len(indices)} held-out episodes ({held_out.path})",
+        "",
+        f"Sampler {sampler}, {sampler_steps} steps. Strips (rows: {', '.join(n for n, _ in strips)}): strips.png",
+        "",
+        "| variant | PSNR [dB] | SSIM | PSNR 1-8 | PSNR last bin | outcome accuracy | outcome F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in report.items():
+        lines.append(
+            f"| {name} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['per_horizon'][0]['psnr']:.2f} | "
+            f"{s['per_horizon'][-1]['psnr']:.2f} | {s.get('outcome_accuracy', float('nan')):.2f} | "
+            f"{s.get('outcome_f1', float('nan')):.2f} |"
+        )
+    (output / "report.md").write_text("\n".join(lines) + "\n")
+    return report

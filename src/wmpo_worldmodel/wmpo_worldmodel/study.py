@@ -1,0 +1,105 @@
+"""One command for the world-model fidelity study of a task (plain Python, no ROS):
+
+  wmpo wm-study --demos runs/base/Lift/data --rollouts runs/base/Lift/eval/episodes --output runs/wm_study/Lift
+
+From expert demos and the base policy's recorded rollouts (successes and failures):
+1. split: the last ``held_out_demos`` demos and every other rollout are held out;
+2. pretrain two world models on the training demos, with and without context noise;
+3. align each on the training rollouts (policy-behaviour alignment);
+4. train the reward model on training demos + rollouts (threshold by F1 on its own held-out part);
+5. write the fidelity report of the four variants on the held-out real episodes.
+Each phase is skipped when its output exists, so a re-run resumes.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from wmpo_episodes.dataset import EpisodeDataset, build_dataset, write_subset
+from wmpo_worldmodel import train_reward, train_world_model
+from wmpo_worldmodel.fidelity import write_report
+from wmpo_worldmodel.pipeline import WorldModelPipeline
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+
+@dataclass
+class StudyConfig:
+    demos: str  # dataset of expert demonstrations (wmpo dataset)
+    rollouts: str  # folder of the base policy's episode bags
+    output: str = "runs/wm_study"
+    held_out_demos: int = 10
+    pretrain_steps: int = 2000
+    align_steps: int = 500
+    reward_steps: int = 600
+    context_noise_level: int = 15
+    batch_size: int = 8
+    sampler: str = "ddim"
+    sampler_steps: int = 10
+    report_episodes: int = 0  # 0 = every held-out episode
+    threads: int = 2
+
+
+def run_study(config: StudyConfig) -> dict:
+    output = Path(config.output)
+    data_dir = output / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "rollouts").exists():
+        build_dataset(Path(config.rollouts), data_dir / "rollouts")
+    demos, rollouts = EpisodeDataset(Path(config.demos)), EpisodeDataset(data_dir / "rollouts")
+    n_train_demos = len(demos) - config.held_out_demos
+    splits = {
+        "train_demos": [(demos, range(n_train_demos))],
+        "train_rollouts": [(rollouts, range(0, len(rollouts), 2))],
+        "held_out": [(demos, range(n_train_demos, len(demos))), (rollouts, range(1, len(rollouts), 2))],
+    }
+    for name, parts in splits.items():
+        if not (data_dir / name).exists():
+            write_subset(parts, data_dir / name)
+
+    variants = {}
+    for noise in (config.context_noise_level, 0):
+        tag = f"noise{noise}"
+        common = {"batch_size": config.batch_size, "context_noise_level": noise, "threads": config.threads}
+        pretrained = train_world_model.train(
+            train_world_model.WMConfig(
+                datasets=[str(data_dir / "train_demos")],
+                output=str(output / f"wm_{tag}_pretrained"),
+                steps=config.pretrain_steps,
+                **common,
+            )
+        )
+        aligned = train_world_model.train(
+            train_world_model.WMConfig(
+                datasets=[str(data_dir / "train_rollouts")],
+                output=str(output / f"wm_{tag}_aligned"),
+                steps=config.align_steps,
+                init_checkpoint=str(pretrained),
+                **common,
+            )
+        )
+        variants[f"{tag} pretrained"] = pretrained
+        variants[f"{tag} aligned"] = aligned
+
+    reward_path = output / "reward" / "reward_model"
+    if not reward_path.exists():
+        train_reward.train(
+            train_reward.RewardConfig(
+                datasets=[str(data_dir / "train_demos"), str(data_dir / "train_rollouts")],
+                output=str(output / "reward"),
+                steps=config.reward_steps,
+                threads=config.threads,
+            )
+        )
+    reward = VideoRewardModel.from_pretrained(reward_path)
+    report = write_report(
+        {name: WorldModelPipeline.load(path) for name, path in variants.items()},
+        EpisodeDataset(data_dir / "held_out"),
+        output / "report",
+        reward,
+        max_episodes=config.report_episodes,
+        sampler=config.sampler,
+        sampler_steps=config.sampler_steps,
+    )
+    reward_report = json.loads((output / "reward" / "reward_report.json").read_text())
+    (output / "report" / "reward.json").write_text(json.dumps(reward_report, indent=2))
+    return report

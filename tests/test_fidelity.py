@@ -1,0 +1,55 @@
+"""The fidelity report: per-horizon PSNR/SSIM, outcome agreement, files people look at."""
+
+import json
+
+import numpy as np
+import torch
+from test_reward_model import toy_episode
+from test_world_model import tiny_pipeline
+
+from wmpo_episodes.dataset import EpisodeDataset, write_dataset, write_subset
+from wmpo_worldmodel.fidelity import EpisodeFidelity, imagine_episode, summarize, write_report
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+torch.set_num_threads(1)
+
+
+def fidelity(real_success, imagined_success, psnr):
+    frames = np.zeros((len(psnr) + 1, 4, 4, 3), np.uint8)
+    return EpisodeFidelity("e", real_success, imagined_success, np.array(psnr), np.array(psnr) / 100, frames, frames)
+
+
+def test_summary_bins_horizons_and_scores_outcomes_by_hand():
+    results = [
+        fidelity(True, True, [30.0] * 8 + [20.0] * 8),
+        fidelity(False, True, [10.0] * 4),
+        fidelity(False, False, [20.0] * 10),
+    ]
+    summary = summarize(results)
+    assert [b["steps"] for b in summary["per_horizon"]] == ["1-8", "9-16"]
+    assert summary["per_horizon"][0]["psnr"] == (8 * 30 + 4 * 10 + 8 * 20) / 20
+    assert summary["per_horizon"][1]["psnr"] == (8 * 20 + 2 * 20) / 10
+    assert summary["outcome_accuracy"] == 2 / 3
+    assert summary["outcome_f1"] == 2 * 1 / (2 * 1 + 1 + 0)  # tp 1, fp 1, fn 0
+
+
+def test_report_re_imagines_held_out_episodes_under_their_actions(tmp_path):
+    write_dataset(tmp_path / "all", [toy_episode(i, success=i == 0, steps=12) for i in range(3)])
+    data = EpisodeDataset(tmp_path / "all")
+    write_subset([(data, [2, 0])], tmp_path / "held_out")
+    held_out = EpisodeDataset(tmp_path / "held_out")
+    assert [r.episode_id for r in held_out.records] == ["toy2", "toy0"]
+    episode = held_out.episode(0)
+    imagined = imagine_episode(tiny_pipeline(), episode["frames"], episode["actions"], num_inference_steps=2)
+    assert imagined.shape == (13, 16, 16, 3)  # T + 1 frames at the model's size, frame 0 real
+
+    variants = {"a": tiny_pipeline(seed=0), "b": tiny_pipeline(seed=1)}
+    report = write_report(
+        variants, held_out, tmp_path / "report", VideoRewardModel.tiny(image_size=16), sampler_steps=2
+    )
+    assert set(report) == {"a", "b"} and report["a"]["episodes"] == 2
+    assert report["a"]["real_successes"] == 1 and 0.0 <= report["a"]["outcome_accuracy"] <= 1.0
+    assert all(np.isfinite(b["psnr"]) for b in report["a"]["per_horizon"])
+    for name in ("report.json", "report.md", "psnr_ssim.png", "strips.png"):
+        assert (tmp_path / "report" / name).is_file()
+    assert json.loads((tmp_path / "report" / "report.json").read_text()) == report

@@ -3,11 +3,12 @@
   wmpo wm-study --demos runs/base/Lift/data --rollouts runs/base/Lift/eval/episodes --output runs/wm_study/Lift
 
 From expert demos and the base policy's recorded rollouts (successes and failures):
-1. split: the last ``held_out_demos`` demos and every other rollout are held out;
-2. pretrain two world models on the training demos, with and without context noise;
-3. align each on the training rollouts (policy-behaviour alignment);
-4. train the reward model on training demos + rollouts (threshold by F1 on its own held-out part);
-5. write the fidelity report of the four variants on the held-out real episodes.
+1. pretrain two world models on the demos but the last ``held_out_demos``, with and without
+   context noise (this phase needs no rollouts yet);
+2. align each on every other rollout (policy-behaviour alignment); the held-out real episodes are
+   the held-out demos and the other rollouts;
+3. train the reward model on training demos + rollouts (threshold by F1 on its own held-out part);
+4. write the fidelity report of the four variants on the held-out real episodes.
 Each phase is skipped when its output exists, so a re-run resumes.
 """
 
@@ -43,42 +44,49 @@ def run_study(config: StudyConfig) -> dict:
     output = Path(config.output)
     data_dir = output / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    demos = EpisodeDataset(Path(config.demos))
+    n_train_demos = len(demos) - config.held_out_demos
+    if not (data_dir / "train_demos").exists():
+        write_subset([(demos, range(n_train_demos))], data_dir / "train_demos")
+    pretrained = {
+        noise: train_world_model.train(
+            train_world_model.WMConfig(
+                datasets=[str(data_dir / "train_demos")],
+                output=str(output / f"wm_noise{noise}_pretrained"),
+                steps=config.pretrain_steps,
+                batch_size=config.batch_size,
+                context_noise_level=noise,
+                threads=config.threads,
+            )
+        )
+        for noise in (config.context_noise_level, 0)
+    }
+
     if not (data_dir / "rollouts").exists():
         build_dataset(Path(config.rollouts), data_dir / "rollouts")
-    demos, rollouts = EpisodeDataset(Path(config.demos)), EpisodeDataset(data_dir / "rollouts")
-    n_train_demos = len(demos) - config.held_out_demos
+    rollouts = EpisodeDataset(data_dir / "rollouts")
     splits = {
-        "train_demos": [(demos, range(n_train_demos))],
         "train_rollouts": [(rollouts, range(0, len(rollouts), 2))],
         "held_out": [(demos, range(n_train_demos, len(demos))), (rollouts, range(1, len(rollouts), 2))],
     }
     for name, parts in splits.items():
         if not (data_dir / name).exists():
             write_subset(parts, data_dir / name)
-
     variants = {}
-    for noise in (config.context_noise_level, 0):
-        tag = f"noise{noise}"
-        common = {"batch_size": config.batch_size, "context_noise_level": noise, "threads": config.threads}
-        pretrained = train_world_model.train(
-            train_world_model.WMConfig(
-                datasets=[str(data_dir / "train_demos")],
-                output=str(output / f"wm_{tag}_pretrained"),
-                steps=config.pretrain_steps,
-                **common,
-            )
-        )
+    for noise, checkpoint in pretrained.items():
         aligned = train_world_model.train(
             train_world_model.WMConfig(
                 datasets=[str(data_dir / "train_rollouts")],
-                output=str(output / f"wm_{tag}_aligned"),
+                output=str(output / f"wm_noise{noise}_aligned"),
                 steps=config.align_steps,
-                init_checkpoint=str(pretrained),
-                **common,
+                batch_size=config.batch_size,
+                context_noise_level=noise,
+                init_checkpoint=str(checkpoint),
+                threads=config.threads,
             )
         )
-        variants[f"{tag} pretrained"] = pretrained
-        variants[f"{tag} aligned"] = aligned
+        variants[f"noise{noise} pretrained"] = checkpoint
+        variants[f"noise{noise} aligned"] = aligned
 
     reward_path = output / "reward" / "reward_model"
     if not reward_path.exists():

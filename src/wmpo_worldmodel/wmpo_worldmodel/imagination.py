@@ -24,6 +24,7 @@ class ImaginedBatch:
     actions: np.ndarray  # (B, C*K, 7) controller units
     bins: torch.Tensor  # (B, C, K*D) action bins chosen by the policy
     log_probs: torch.Tensor  # (B, C, K*D) their log-probs at the sampling temperature
+    instructions: list[str]  # (B,)
     success: np.ndarray | None = None  # (B,) bool, when a reward model judged the rollouts
     success_frame: np.ndarray | None = None  # (B,) int, -1 = no success
 
@@ -74,6 +75,7 @@ def imagine(
         actions=np.concatenate(actions, axis=1),
         bins=torch.stack(bins, dim=1),
         log_probs=torch.stack(log_probs, dim=1),
+        instructions=list(instructions),
     )
     if reward_model is not None:
         verdicts = [reward_model.judge(episode) for episode in batch.frames]

@@ -1,0 +1,190 @@
+"""WMPO: GRPO of the VLA inside the world model, readable top to bottom (CleanRL).
+
+  wmpo train-wmpo --policy runs/base/Lift/bc/checkpoints/step_1500 --world-model WM --reward-model RM \\
+      --starts runs/loop/Lift/iter_0/rollouts --output runs/wmpo/lift
+
+Each iteration: take start frames of real episodes -> G imagined rollouts from each, sampled at
+the RL temperature -> rewards from the reward model (success anywhere in the sliding window) ->
+drop groups whose rollouts all agree and sample more (dynamic sampling) -> group-normalised
+advantages -> token-level clipped updates (no KL), masking the chunks after the success frame ->
+a policy checkpoint. TensorBoard: imagined success rate, loss, clip fraction, ratio.
+"""
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.grpo import GRPOConfig, chunk_mask, clipped_policy_loss, group_advantages, informative_groups
+from wmpo_worldmodel.imagination import ImaginedBatch, imagine, start_context
+from wmpo_worldmodel.pipeline import WorldModelPipeline
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+TRAINER_STATE = "trainer_state.pt"
+
+
+@dataclass
+class WMPOConfig:
+    policy: str  # VLA checkpoint to improve
+    world_model: str  # WorldModelPipeline checkpoint
+    reward_model: str  # VideoRewardModel checkpoint
+    starts: list[str]  # datasets whose real episodes give the start frames
+    output: str = "runs/wmpo"
+    iterations: int = 10
+    max_steps: int = 120  # imagined episode length (control steps); the task's budget
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    real_context_fraction: float = 0.0  # share of groups starting from a real mid-episode keyframe
+    sampler: str = "ddim"
+    sampler_steps: int = 10
+    seed: int = 0
+    threads: int = 2
+    device: str = "cpu"
+
+
+def collect(config, policy, world_model, reward, starts, rng, generator) -> tuple[ImaginedBatch | None, dict]:
+    """Imagine groups until ``start_states`` informative groups are in hand or the sampling rounds
+    run out (dynamic sampling). Returns the informative groups as one batch (None if there are
+    none) and counts: groups imagined, groups kept, success rate over every imagined rollout."""
+    grpo, size = config.grpo, config.grpo.group_size
+    kept, imagined, successes = [], 0, 0
+    for _ in range(grpo.max_sampling_rounds):
+        picks = [starts[i] for i in rng.integers(0, len(starts), grpo.start_states - len(kept))]
+        contexts, instructions = [], []
+        for frames, instruction in picks:
+            step = 0
+            if rng.random() < config.real_context_fraction:
+                step = int(rng.integers(0, max(1, len(frames) - 1)))
+            contexts += [start_context(frames, step, world_model.unet.config.context_frames)] * size
+            instructions += [instruction] * size
+        batch = imagine(
+            world_model,
+            policy,
+            np.stack(contexts),
+            instructions,
+            config.max_steps,
+            grpo.temperature,
+            reward,
+            config.sampler,
+            config.sampler_steps,
+            generator,
+        )
+        imagined += len(picks)
+        successes += int(batch.success.sum())
+        rewards = batch.success.reshape(len(picks), size)
+        kept += [(batch, g) for g in np.flatnonzero(informative_groups(rewards))]
+        if len(kept) >= grpo.start_states:
+            break
+    counts = {
+        "imagined_groups": imagined,
+        "informative_groups": len(kept),
+        "imagined_success_rate": successes / (imagined * size),
+    }
+    if not kept:
+        return None, counts
+
+    def group(b, g, values):
+        return values[g * size : (g + 1) * size]
+
+    merged = ImaginedBatch(
+        frames=np.concatenate([group(b, g, b.frames) for b, g in kept]),
+        actions=np.concatenate([group(b, g, b.actions) for b, g in kept]),
+        bins=torch.cat([group(b, g, b.bins) for b, g in kept]),
+        log_probs=torch.cat([group(b, g, b.log_probs) for b, g in kept]),
+        instructions=[i for b, g in kept for i in group(b, g, b.instructions)],
+        success=np.concatenate([group(b, g, b.success) for b, g in kept]),
+        success_frame=np.concatenate([group(b, g, b.success_frame) for b, g in kept]),
+    )
+    return merged, counts
+
+
+def train(config: WMPOConfig) -> Path:
+    # -- set-up ----------------------------------------------------------------------------------
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "wmpo_config.json").write_text(json.dumps(asdict(config), indent=2))
+    grpo = config.grpo
+    checkpoints = sorted((output / "checkpoints").glob("iter_*"), key=lambda p: int(p.name.split("_")[1]))
+    policy = VLAPolicy.from_pretrained(checkpoints[-1] if checkpoints else config.policy, config.device)
+    world_model = WorldModelPipeline.load(config.world_model, config.device)
+    reward = VideoRewardModel.from_pretrained(config.reward_model, config.device)
+    starts = [
+        (data.episode(i)["frames"], data.records[i].instruction)
+        for data in (EpisodeDataset(Path(p)) for p in config.starts)
+        for i in range(len(data))
+    ]
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=grpo.learning_rate, weight_decay=0.0)
+    done = 0  # iterations finished
+    if checkpoints:
+        state = torch.load(checkpoints[-1] / TRAINER_STATE, weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        done = int(state["iteration"])
+    rng = np.random.default_rng(config.seed + done)
+    generator = torch.Generator().manual_seed(config.seed + done)
+    writer = SummaryWriter(str(output / "tb"))
+    horizon = policy.model.config.chunk_size
+    history_file = output / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.exists() else []
+
+    # -- iterations --------------------------------------------------------------------------------
+    for iteration in tqdm(range(done + 1, config.iterations + 1), desc="WMPO", unit="iteration"):
+        started = time.monotonic()
+        policy.model.eval()
+        batch, counts = collect(config, policy, world_model, reward, starts, rng, generator)
+        row = {"iteration": iteration, **counts}
+        if batch is not None:
+            rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, grpo.group_size)
+            advantages = group_advantages(rewards).view(-1)
+            mask = chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon)
+            token_mask = mask[:, :, None].expand_as(batch.log_probs).reshape(len(mask), -1)
+            old_log_probs = batch.log_probs.reshape(len(mask), -1)
+            policy.model.train()
+            stats = []
+            for _ in range(grpo.epochs):
+                order = rng.permutation(len(mask))
+                for start in range(0, len(order), grpo.mini_batch):
+                    mini = order[start : start + grpo.mini_batch]
+                    optimizer.zero_grad()
+                    for micro_start in range(0, len(mini), grpo.micro_batch):
+                        micro = mini[micro_start : micro_start + grpo.micro_batch]
+                        images = batch.frames[micro][:, ::horizon][:, : batch.num_chunks]  # the frames the policy saw
+                        instructions = [batch.instructions[i] for i in micro for _ in range(batch.num_chunks)]
+                        inputs = policy.encode(images.reshape(-1, *images.shape[2:]), instructions)
+                        bins = batch.bins[micro].reshape(-1, batch.bins.shape[-1])
+                        new = policy.model.token_log_probs(**inputs, action_bins=bins, temperature=grpo.temperature)
+                        loss, step_stats = clipped_policy_loss(
+                            new.view(len(micro), -1),
+                            old_log_probs[micro],
+                            advantages[micro],
+                            token_mask[micro],
+                            grpo.clip_low,
+                            grpo.clip_high,
+                        )
+                        (loss * len(micro) / len(mini)).backward()
+                        stats.append({"loss": loss.item(), **step_stats})
+                    torch.nn.utils.clip_grad_norm_(policy.model.parameters(), grpo.grad_clip)
+                    optimizer.step()
+            row.update({key: float(np.mean([s[key] for s in stats])) for key in stats[0]})
+        row["seconds"] = round(time.monotonic() - started, 1)
+        for key, value in row.items():
+            if key != "iteration":
+                writer.add_scalar(f"wmpo/{key}", value, iteration)
+        history.append(row)
+        state = {"optimizer": optimizer.state_dict(), "iteration": iteration}
+        policy.save_pretrained(output / "checkpoints" / f"iter_{iteration}", extra={TRAINER_STATE: state})
+        history_file.write_text(json.dumps(history, indent=2))
+    writer.close()
+    final = output / "checkpoints" / f"iter_{config.iterations}"
+    print(f"checkpoint: {final}")
+    return final

@@ -179,3 +179,37 @@ def test_a_tiny_world_model_learns_to_follow_actions(tmp_path):
         frames = pipeline(start, actions, 10, generator=torch.Generator().manual_seed(0))[0]
         moved = centroid(frames[-1]) - centroid(start[0, -1])
         assert np.dot(moved, (dx, dy)) >= 2.0, f"{name}: the square moved {moved} for 8 steps {name}"
+
+
+def test_latent_world_model_trains_on_a_project_trained_vae_and_outputs_pixels(tmp_path):
+    from wmpo_worldmodel.train_vae import VAEConfig
+    from wmpo_worldmodel.train_vae import train as train_vae
+
+    rng = np.random.default_rng(0)
+    write_dataset(tmp_path / "toy", [toy_episode(rng) for _ in range(4)])
+    vae = train_vae(
+        VAEConfig(
+            datasets=[str(tmp_path / "toy")],
+            output=str(tmp_path / "vae"),
+            steps=5,
+            batch_size=4,
+            image_size=TOY_SIZE,
+            block_out_channels=[32, 32],
+            threads=1,
+        )
+    )
+    config = WMConfig(
+        datasets=[str(tmp_path / "toy")],
+        output=str(tmp_path / "wm"),
+        steps=3,
+        batch_size=2,
+        image_size=TOY_SIZE,
+        vae=str(vae),
+        sampler_steps=2,
+        threads=1,
+        **TOY_UNET,
+    )
+    pipeline = WorldModelPipeline.load(train(config))
+    assert pipeline.vae is not None and pipeline.unet.config.channels == 4 and pipeline.unet.config.sample_size == 8
+    frames = pipeline(context(), np.zeros((2, 8, 7)), 2, generator=torch.Generator().manual_seed(0))
+    assert frames.shape == (2, 8, TOY_SIZE, TOY_SIZE, 3)

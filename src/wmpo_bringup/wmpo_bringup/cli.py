@@ -11,6 +11,7 @@ wmpo train-bc             behaviour cloning of the VLA on a dataset
 wmpo base-policy          expert demos -> dataset -> BC -> evaluation, per task (resumable)
 wmpo init-vla             a VLA checkpoint from local pretrained SigLIP + Llama folders
 wmpo train-wm             train or align the world model on datasets
+wmpo train-vae            train the AutoencoderKL of a latent world model
 wmpo train-reward         train the video success classifier, threshold by F1
 wmpo wm-study             world-model fidelity report (+/- alignment, +/- context noise)
 """
@@ -290,10 +291,18 @@ def cmd_train_wm(args) -> int:
         frames_per_pass=args.frames_per_pass,
         context_noise_level=args.context_noise_level,
         init_checkpoint=args.init_checkpoint,
+        vae=args.vae,
         threads=args.threads,
         device=args.device,
     )
     train(config)
+    return 0
+
+
+def cmd_train_vae(args) -> int:
+    from wmpo_worldmodel.train_vae import VAEConfig, train
+
+    train(VAEConfig(datasets=args.dataset, output=args.output, steps=args.steps, threads=args.threads))
     return 0
 
 
@@ -412,9 +421,17 @@ def main(argv=None) -> int:
     wm.add_argument("--frames-per-pass", type=int, default=8, help="8 = a chunk per pass, 1 = a frame per pass")
     wm.add_argument("--context-noise-level", type=int, default=15, help="diffusion timestep of context noise (0 = off)")
     wm.add_argument("--init-checkpoint", default="", help="continue from this world model (behaviour alignment)")
+    wm.add_argument("--vae", default="", help="AutoencoderKL folder (wmpo train-vae): a latent world model")
     wm.add_argument("--threads", type=int, default=2)
     wm.add_argument("--device", default="cpu")
     wm.set_defaults(func=cmd_train_wm)
+
+    vae = sub.add_parser("train-vae", help="train the AutoencoderKL of a latent world model")
+    vae.add_argument("--dataset", nargs="+", required=True)
+    vae.add_argument("--output", default="runs/vae")
+    vae.add_argument("--steps", type=int, default=2000)
+    vae.add_argument("--threads", type=int, default=2)
+    vae.set_defaults(func=cmd_train_vae)
 
     reward = sub.add_parser("train-reward", help="train the video success classifier and sweep its threshold")
     reward.add_argument("--dataset", nargs="+", required=True, help="dataset folders with successes and failures")

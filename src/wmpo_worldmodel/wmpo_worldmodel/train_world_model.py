@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import AutoencoderKL
 from diffusers.training_utils import EMAModel
 from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
@@ -51,6 +52,7 @@ class WMConfig:
     action_modulation: bool = True  # AdaGN from an action MLP
     action_planes: bool = True  # actions as constant input channels
     init_checkpoint: str = ""  # continue from a world model (policy-behaviour alignment)
+    vae: str = ""  # AutoencoderKL folder (wmpo train-vae): the model works on its latents
     ema_decay: float = 0.999
     sampler: str = "ddim"  # for the strips
     sampler_steps: int = 10
@@ -89,8 +91,11 @@ def train(config: WMConfig) -> Path:
         pipeline = WorldModelPipeline.load(resume or config.init_checkpoint, config.device)
     else:
         stats = ActionStats.from_actions(data.all_actions())
+        vae = AutoencoderKL.from_pretrained(config.vae, local_files_only=True) if config.vae else None
+        scale = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
         unet = ActionConditionedUNet(
-            sample_size=config.image_size,
+            sample_size=config.image_size // scale,
+            channels=3 if vae is None else vae.config.latent_channels,
             context_frames=config.context_frames,
             frames_per_pass=config.frames_per_pass,
             block_out_channels=tuple(config.block_out_channels),
@@ -101,6 +106,7 @@ def train(config: WMConfig) -> Path:
         pipeline = WorldModelPipeline(
             unet.to(config.device),
             training_scheduler(),
+            vae=None if vae is None else vae.to(config.device),
             context_noise_level=config.context_noise_level,
             action_stats={"q01": list(stats.q01), "q99": list(stats.q99)},
         )
@@ -165,7 +171,8 @@ def train(config: WMConfig) -> Path:
     bar = tqdm(total=config.steps, initial=step, desc="world model", unit="step")
     while step < config.steps:
         context, target, actions = data.batch(config.batch_size, rng)
-        context, target = pipeline.encode(context.to(config.device)), pipeline.encode(target.to(config.device))
+        with torch.no_grad():  # the VAE (if any) is frozen
+            context, target = pipeline.encode(context.to(config.device)), pipeline.encode(target.to(config.device))
         actions = torch.as_tensor(stats.normalize(actions), dtype=torch.float32, device=config.device)
         noise = torch.randn_like(target)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), device=config.device)

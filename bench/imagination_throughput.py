@@ -98,15 +98,13 @@ def main() -> int:
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"  measured {config['name']}", file=sys.stderr)
     base = next(r for r in rows if r["name"] == "pixel, chunk/pass, 10 steps")
-    print(
-        f"\nImagination throughput: batch {args.batch}, {args.frames} frames each, {args.device}, {args.threads} threads"
-    )
+    title = f"Imagination throughput: batch {args.batch}, {args.frames} frames each, {args.device}"
+    print(f"\n{title}, {args.threads} threads")
     print(f"{'configuration':32s} {'frames/s':>9s} {'vs pixel chunk 10':>18s} {'UNet M':>7s} {'peak RSS MB':>12s}")
     for r in rows:
         ratio = r["frames_per_s"] / base["frames_per_s"]
-        print(
-            f"{r['name']:32s} {r['frames_per_s']:9.1f} {ratio:17.2f}x {r['unet_params_m']:7.2f} {r['peak_rss_mb']:12.0f}"
-        )
+        figures = f"{r['frames_per_s']:9.1f} {ratio:17.2f}x {r['unet_params_m']:7.2f} {r['peak_rss_mb']:12.0f}"
+        print(f"{r['name']:32s} {figures}")
     chunk = base["frames_per_s"]
     frame = next(r for r in rows if r["name"] == "pixel, frame/pass, 10 steps")["frames_per_s"]
     latent = next(r for r in rows if r["name"] == "latent, chunk/pass, 10 steps")["frames_per_s"]

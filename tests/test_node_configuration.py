@@ -102,6 +102,7 @@ def test_realsense_without_a_device_is_a_clear_error():
         ("wmpo_episodes.recorder_node", ["-p", "storage:=parquet"], "storage must be mcap or sqlite3"),
         ("wmpo_policy.policy_server_node", ["-p", "backend:=openvla"], "unknown policy backend 'openvla'"),
         ("wmpo_robot_io.arm_node", [], "no hardware arm backend is available yet"),
+        ("wmpo_worldmodel.world_model_node", ["-p", "world_model:=/nonexistent"], "not a world-model checkpoint"),
     ],
 )
 def test_node_processes_exit_non_zero_with_the_reason(tmp_path, ros_domain, module, args, message):

@@ -144,3 +144,55 @@ def test_wmpo_cli_lists_and_converts_the_bags_without_a_sourced_environment(grap
     )
     assert built.returncode == 0, built.stderr
     assert "episodes" in built.stdout and (tmp_path / "data" / "frames.npy").is_file()
+
+
+def test_imagine_graph_replays_a_recorded_episode_next_to_its_imagination(graph, tmp_path):
+    """The imagine mode's graph as processes: the world-model node re-imagines a bag recorded by
+    the sim graph under its own actions and publishes real and imagined frames side by side."""
+    import rclpy
+    from conftest import next_domain_id
+    from graph_helpers import wait_for_services
+    from sensor_msgs.msg import Image
+    from test_world_model import tiny_pipeline
+
+    from wmpo_bringup.environment import node_environment
+    from wmpo_bringup.runner import GraphProcesses
+    from wmpo_interfaces.srv import Imagine
+
+    _, _, episodes_dir = graph
+    bag = next(e.path for e in list_episodes(episodes_dir) if e.outcome == "failure")
+    steps = read_episode_info(bag).summary["num_steps"]
+    checkpoint = tiny_pipeline().save_atomically(tmp_path / "wm")
+    domain = next_domain_id()
+    overrides = {
+        "camera": {"bag_path": str(bag)},
+        "world_model": {"world_model": str(checkpoint), "sampler_steps": 2, "playback_rate": 100.0, "threads": 1},
+    }
+    env = node_environment(domain_id=domain, log_dir=str(tmp_path / "ros_logs"))
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    received = {"imagined": [], "real": []}
+    with GraphProcesses("imagine", tmp_path / "logs", overrides=overrides, env=env) as processes:
+        node = rclpy.create_node("test_imagine", context=context)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        for kind in received:
+            node.create_subscription(Image, f"world_model/{kind}/image_raw", received[kind].append, 100)
+        try:
+            wait_for_services(node, processes, {"world_model/imagine": Imagine})
+            client = node.create_client(Imagine, "world_model/imagine")
+            future = client.call_async(Imagine.Request(bag_path=str(bag), seed=1))
+            executor.spin_until_future_complete(future, timeout_sec=120)
+            response = future.result()
+            assert response.success, response.message
+            assert response.num_frames == steps and not response.judged
+            deadline = node.get_clock().now().nanoseconds + 60 * 10**9
+            while min(len(v) for v in received.values()) < steps + 1 and node.get_clock().now().nanoseconds < deadline:
+                executor.spin_once(timeout_sec=0.5)
+            processes.check()
+        finally:
+            node.destroy_node()
+            rclpy.try_shutdown(context=context)
+    assert len(received["imagined"]) == len(received["real"]) == steps + 1
+    assert [m.header.stamp for m in received["imagined"]] == [m.header.stamp for m in received["real"]]
+    assert received["imagined"][0].width == 16 and received["real"][0].width == 16  # the model's size

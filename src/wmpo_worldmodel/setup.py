@@ -19,6 +19,8 @@ setup(
     ),
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "world_model = wmpo_worldmodel.world_model_node:main",
+        ],
     },
 )

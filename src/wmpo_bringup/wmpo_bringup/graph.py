@@ -49,9 +49,11 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
         RECORDER,
         EPISODE_MANAGER,
     ),
-    # No robot: replay recorded episodes. The world-model and trainer nodes join this graph
-    # with the world-model and WMPO work.
-    "imagine": (NodeSpec("wmpo_robot_io", "camera_node", ("camera",)),),
+    # No robot: replay recorded episodes next to the world model's imagination of them.
+    "imagine": (
+        NodeSpec("wmpo_robot_io", "camera_node", ("camera",)),
+        NodeSpec("wmpo_worldmodel", "world_model", ("world_model",)),
+    ),
 }
 MODES = tuple(GRAPHS)
 

@@ -42,6 +42,8 @@ class EpisodeRecord:
     frame_start: int  # index of frame 0 in frames.npy
     action_start: int  # index of action 0 in actions.npy
     bag: str
+    seed: int = 0
+    init_state_id: int = -1  # -1: the scene came from the seed; rollouts of one start state share it
 
 
 def _stamp(header) -> int:
@@ -141,6 +143,8 @@ def write_dataset(output: Path, episodes) -> list[EpisodeRecord]:
                 frame_start=n_frames,
                 action_start=n_actions,
                 bag=s.get("bag", ""),
+                seed=int(s.get("seed", 0)),
+                init_state_id=int(s.get("init_state_id", -1)),
             )
         )
         frames.append(np.asarray(arrays["frames"], dtype=np.uint8))

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
-from wmpo_trainer.grpo import GRPOConfig, chunk_mask, clipped_policy_loss, group_advantages, informative_groups
+from wmpo_trainer.grpo import GRPOConfig, chunk_mask, group_advantages, informative_groups
+from wmpo_trainer.policy_update import Trajectories, grpo_update
 from wmpo_worldmodel.imagination import ImaginedBatch, imagine, start_context
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
@@ -145,37 +146,17 @@ def train(config: WMPOConfig) -> Path:
         row = {"iteration": iteration, **counts}
         if batch is not None:
             rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, grpo.group_size)
-            advantages = group_advantages(rewards).view(-1)
-            mask = chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon)
-            token_mask = mask[:, :, None].expand_as(batch.log_probs).reshape(len(mask), -1)
-            old_log_probs = batch.log_probs.reshape(len(mask), -1)
-            policy.model.train()
-            stats = []
-            for _ in range(grpo.epochs):
-                order = rng.permutation(len(mask))
-                for start in range(0, len(order), grpo.mini_batch):
-                    mini = order[start : start + grpo.mini_batch]
-                    optimizer.zero_grad()
-                    for micro_start in range(0, len(mini), grpo.micro_batch):
-                        micro = mini[micro_start : micro_start + grpo.micro_batch]
-                        images = batch.frames[micro][:, ::horizon][:, : batch.num_chunks]  # the frames the policy saw
-                        instructions = [batch.instructions[i] for i in micro for _ in range(batch.num_chunks)]
-                        inputs = policy.encode(images.reshape(-1, *images.shape[2:]), instructions)
-                        bins = batch.bins[micro].reshape(-1, batch.bins.shape[-1])
-                        new = policy.model.token_log_probs(**inputs, action_bins=bins, temperature=grpo.temperature)
-                        loss, step_stats = clipped_policy_loss(
-                            new.view(len(micro), -1),
-                            old_log_probs[micro],
-                            advantages[micro],
-                            token_mask[micro],
-                            grpo.clip_low,
-                            grpo.clip_high,
-                        )
-                        (loss * len(micro) / len(mini)).backward()
-                        stats.append({"loss": loss.item(), **step_stats})
-                    torch.nn.utils.clip_grad_norm_(policy.model.parameters(), grpo.grad_clip)
-                    optimizer.step()
-            row.update({key: float(np.mean([s[key] for s in stats])) for key in stats[0]})
+            trajectories = Trajectories(
+                observations=batch.frames[:, ::horizon][:, : batch.num_chunks],  # the frames the policy saw
+                instructions=batch.instructions,
+                bins=batch.bins,
+                old_log_probs=batch.log_probs,
+                advantages=group_advantages(rewards).view(-1),
+                token_mask=chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon)[:, :, None]
+                .expand_as(batch.bins)
+                .clone(),
+            )
+            row.update(grpo_update(policy, optimizer, trajectories, grpo, rng))
         row["seconds"] = round(time.monotonic() - started, 1)
         for key, value in row.items():
             if key != "iteration":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
+from wmpo_bringup.sim_episodes import run_sim_episodes
 from wmpo_robot_io.sim.tasks import TASKS
 
 
@@ -51,89 +52,6 @@ def cmd_run(args) -> int:
         return 1
     finally:
         processes.stop()
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict, title: str) -> dict:
-    """Start the sim graph, run one RunEpisode per goal (seed / init_state_id / max_steps /
-    record_mode), print a table and write <output>/summary.json. Returns the summary."""
-    import rclpy
-    from rich.console import Console
-    from rich.progress import Progress
-    from rich.table import Table
-
-    from wmpo_bringup.episode_client import EpisodeClient
-    from wmpo_bringup.runner import GraphError, GraphProcesses
-
-    console = Console()
-    output = output.resolve()
-    overrides = {**overrides, "recorder": {"output_dir": str(output / "episodes"), **overrides.get("recorder", {})}}
-    env = node_environment(log_dir=str(output / "logs" / "ros"))
-    rows = []
-    started = time.monotonic()
-    with GraphProcesses("sim", output / "logs", overrides=overrides, env=env) as processes:
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "RMW_", "AMENT_"))})
-        rclpy.init()
-        client = EpisodeClient("wmpo_cli")
-        try:
-            if not client.wait_for_graph(timeout=120.0):
-                processes.check()
-                raise GraphError("the episode manager did not come up within 120 s")
-            with Progress(console=console) as progress:
-                bar = progress.add_task(f"{task} episodes", total=len(goals))
-                for goal in goals:
-                    processes.check()
-                    rows.append(client.run_episode(task, **goal))
-                    progress.advance(bar)
-        except GraphError as error:
-            console.print(f"[red]{error}")
-            raise SystemExit(1) from None
-        finally:
-            client.destroy_node()
-            rclpy.try_shutdown()
-    elapsed = time.monotonic() - started
-    table = Table(title=title)
-    for column in ("episode", "outcome", "steps", "success step", "interventions", "bag"):
-        table.add_column(column)
-    for result in rows:
-        s = result.summary
-        table.add_row(
-            s["episode_id"],
-            s["outcome"],
-            str(s["num_steps"]),
-            str(s["success_step"]),
-            str(s["safety_interventions"]),
-            result.bag_path or "-",
-        )
-    console.print(table)
-    successes = sum(r.summary["outcome"] == "success" for r in rows)
-    lengths = [r.summary["num_steps"] for r in rows if r.summary["outcome"] == "success"]
-    low, high = wilson_interval(successes, len(rows))
-    report = {
-        "task": task,
-        "episodes": len(rows),
-        "successes": successes,
-        "success_rate": successes / max(1, len(rows)),
-        "success_rate_95ci": [round(low, 4), round(high, 4)],
-        "mean_success_length": float(sum(lengths) / len(lengths)) if lengths else None,
-        "wall_time_s": round(elapsed, 1),
-        "results": [{"summary": r.summary, "bag_path": r.bag_path} for r in rows],
-    }
-    (output / "summary.json").write_text(json.dumps(report, indent=2))
-    console.print(
-        f"{successes}/{len(rows)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s; "
-        f"bags in {output / 'episodes'}; summary in {output / 'summary.json'}"
-    )
-    return report
 
 
 def cmd_demo(args) -> int:

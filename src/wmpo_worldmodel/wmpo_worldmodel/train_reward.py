@@ -130,11 +130,13 @@ def train(config: RewardConfig) -> Path:
     started = time.monotonic()
     for step in tqdm(range(1, config.steps + 1), desc="reward model", unit="step"):
         batch = [clips[i] for i in rng.integers(0, len(clips), config.batch_size)]
-        frames = np.stack([clip_frames(datasets[c.dataset], c, config.num_frames) for c in batch])
+        videos = [clip_frames(datasets[c.dataset], c, config.num_frames) for c in batch]  # sizes may differ
         if rng.random() < 0.5:  # brightness jitter (flips would change what the scene means)
-            frames = np.clip(frames.astype(np.int16) + int(rng.integers(-20, 21)), 0, 255).astype(np.uint8)
+            shift = int(rng.integers(-20, 21))
+            videos = [np.clip(v.astype(np.int16) + shift, 0, 255).astype(np.uint8) for v in videos]
         labels = torch.tensor([c.label for c in batch], device=config.device)
-        logits = model(pixel_values=reward.pixels(frames)).logits
+        pixels = torch.cat([reward.pixels(video[None]) for video in videos])
+        logits = model(pixel_values=pixels).logits
         loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
         optimizer.zero_grad()
         loss.backward()

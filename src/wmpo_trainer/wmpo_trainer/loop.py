@@ -1,0 +1,230 @@
+"""The WMPO loop (lifelong): collect P real episodes with the current policy -> align the world
+model on them -> train the reward model -> GRPO in imagination -> evaluate on held-out start
+states -> deploy; repeat.
+
+  wmpo loop --task Lift --policy runs/base/Lift/bc/checkpoints/step_1500 --world-model WM --demos DATA
+
+Every phase writes its result to <output>/round_<r>/<phase>.json when it is done; a re-run skips
+finished phases (and the training phases resume from their own checkpoints), so a crash in any
+phase loses no finished work. Deploying points <output>/current (a symlink, replaced atomically)
+at the new policy; start the policy server with ``checkpoint:=<output>/current``. Real episodes
+come from a ``collect`` callable (wmpo_bringup.sim_episodes.SimCollector: the sim graph), so this
+module needs no ROS. ``on_phase(round, phase, result)`` reports progress (the trainer node's
+feedback).
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wmpo_trainer import train_wmpo
+from wmpo_trainer.grpo import GRPOConfig
+from wmpo_worldmodel import train_reward, train_world_model
+
+PHASES = ("collect", "align", "reward", "wmpo", "evaluate", "deploy")
+
+
+@dataclass
+class LoopConfig:
+    task: str
+    policy: str  # base policy checkpoint (round 0)
+    world_model: str  # world model pretrained on demonstrations
+    demos: str  # dataset of expert demonstrations (successes for the reward model)
+    output: str = "runs/loop"
+    rounds: int = 1  # lifelong rounds
+    budget: int = 128  # P real episodes per round
+    collect_first_init_state: int = 3000  # collection start states (apart from evaluation ids)
+    collect_temperature: float = 1.0
+    eval_init_states: list[int] = field(default_factory=lambda: list(range(1000, 1050)))
+    max_steps: int = 0  # episode budget in the simulator (0 = the task's); imagination uses the same
+    align_steps: int = 500
+    reward_steps: int = 600
+    wmpo_iterations: int = 4
+    grpo: GRPOConfig = field(default_factory=lambda: GRPOConfig(group_size=8, start_states=8, mini_batch=32))
+    sampler_steps: int = 10
+    threads: int = 2
+
+
+def _finished(folder: Path, phase: str) -> dict | None:
+    """The result of a phase that finished before (a re-run skips it), else None."""
+    done = folder / f"{phase}.json"
+    return json.loads(done.read_text()) if done.is_file() else None
+
+
+def _finish(folder: Path, phase: str, result: dict) -> dict:
+    """Record a phase's result atomically."""
+    tmp = folder / f".{phase}.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, folder / f"{phase}.json")
+    return result
+
+
+def _deploy(output: Path, checkpoint: str) -> dict:
+    link, tmp = output / "current", output / ".current.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(Path(checkpoint).resolve(), tmp)
+    os.replace(tmp, link)
+    return {"policy": checkpoint, "link": str(link)}
+
+
+def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None, should_stop=lambda: False) -> dict:
+    """Run (or resume) the rounds; returns the summary written to <output>/summary.json."""
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "loop_config.json").write_text(json.dumps(asdict(config), indent=2))
+    steps = config.max_steps
+    eval_goals = [{"init_state_id": i, "max_steps": steps, "record_mode": "all"} for i in config.eval_init_states]
+    base = _finished(output, "base_evaluate") or _finish(
+        output, "base_evaluate", collect(config.task, config.policy, eval_goals, output / "base_eval", 0.0)
+    )
+    on_phase(-1, "base_evaluate", base)
+    policy, world_model, rollouts, rounds = config.policy, config.world_model, [], []
+    for r in range(config.rounds):
+        if should_stop():
+            break
+        folder = output / f"round_{r}"
+        folder.mkdir(exist_ok=True)
+        first = config.collect_first_init_state + r * config.budget
+        goals = [{"init_state_id": first + i, "max_steps": steps, "record_mode": "all"} for i in range(config.budget)]
+
+        collected = _finished(folder, "collect") or _finish(
+            folder, "collect", collect(config.task, policy, goals, folder / "rollouts", config.collect_temperature)
+        )
+        on_phase(r, "collect", collected)
+        rollouts.append(collected["dataset"])
+
+        aligned = _finished(folder, "align")
+        if aligned is None:
+            wm_config = train_world_model.WMConfig(
+                datasets=list(rollouts),
+                output=str(folder / "wm"),
+                steps=config.align_steps,
+                init_checkpoint=world_model,
+                threads=config.threads,
+            )
+            aligned = _finish(folder, "align", {"world_model": str(train_world_model.train(wm_config))})
+        on_phase(r, "align", aligned)
+
+        reward = _finished(folder, "reward")
+        if reward is None:
+            reward_config = train_reward.RewardConfig(
+                datasets=[config.demos, *rollouts],
+                output=str(folder / "reward"),
+                steps=config.reward_steps,
+                threads=config.threads,
+            )
+            reward = _finish(folder, "reward", {"reward_model": str(train_reward.train(reward_config))})
+        on_phase(r, "reward", reward)
+        if should_stop():
+            break
+
+        improved = _finished(folder, "wmpo") or _finish(
+            folder,
+            "wmpo",
+            _run_wmpo(
+                config, policy, aligned["world_model"], reward["reward_model"], collected["dataset"], folder / "wmpo"
+            ),
+        )
+        on_phase(r, "wmpo", improved)
+
+        evaluated = _finished(folder, "evaluate") or _finish(
+            folder, "evaluate", collect(config.task, improved["policy"], eval_goals, folder / "eval", 0.0)
+        )
+        on_phase(r, "evaluate", evaluated)
+        deployed = _finished(folder, "deploy") or _finish(folder, "deploy", _deploy(output, improved["policy"]))
+        on_phase(r, "deploy", deployed)
+
+        policy, world_model = improved["policy"], aligned["world_model"]
+        rounds.append(
+            {
+                "round": r,
+                "collected_success_rate": collected["success_rate"],
+                "imagined_success_rate": improved["imagined_success_rate"],
+                "eval_success_rate": evaluated["success_rate"],
+                "eval_success_rate_95ci": evaluated["success_rate_95ci"],
+                "policy": improved["policy"],
+            }
+        )
+    summary = {
+        "task": config.task,
+        "budget_per_round": config.budget,
+        "base_success_rate": base["success_rate"],
+        "base_success_rate_95ci": base["success_rate_95ci"],
+        "rounds": rounds,
+    }
+    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_report(output, summary)
+    return summary
+
+
+def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:
+    from wmpo_episodes.dataset import EpisodeDataset
+
+    steps = config.max_steps or max(r.num_steps for r in EpisodeDataset(Path(starts)).records)
+    checkpoint = train_wmpo.train(
+        train_wmpo.WMPOConfig(
+            policy=policy,
+            world_model=world_model,
+            reward_model=reward,
+            starts=[starts],
+            output=str(output),
+            iterations=config.wmpo_iterations,
+            max_steps=steps,
+            grpo=config.grpo,
+            sampler_steps=config.sampler_steps,
+            threads=config.threads,
+        )
+    )
+    history = json.loads((output / "history.json").read_text())
+    return {
+        "policy": str(checkpoint),
+        "imagined_success_rate": float(np.mean([h["imagined_success_rate"] for h in history])),
+    }
+
+
+def write_report(output: Path, summary: dict) -> None:
+    """report.md and success.png: base vs each round's evaluation (95% intervals) and imagined success."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [("base", summary["base_success_rate"], summary["base_success_rate_95ci"], None)]
+    rows += [
+        (f"round {r['round']}", r["eval_success_rate"], r["eval_success_rate_95ci"], r["imagined_success_rate"])
+        for r in summary["rounds"]
+    ]
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(len(rows))
+    rates = np.array([row[1] for row in rows])
+    low = rates - np.array([row[2][0] for row in rows])
+    high = np.array([row[2][1] for row in rows]) - rates
+    axis.errorbar(x, rates, yerr=[low, high], fmt="o-", capsize=4, label="real (held-out start states)")
+    imagined = [(i, row[3]) for i, row in enumerate(rows) if row[3] is not None]
+    if imagined:
+        axis.plot(*zip(*imagined, strict=True), "s--", label="imagined (during WMPO)")
+    axis.set_xticks(x, [row[0] for row in rows])
+    axis.set_ylabel("success rate")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    axis.set_title(f"WMPO on {summary['task']}, P = {summary['budget_per_round']} real episodes per round")
+    figure.tight_layout()
+    figure.savefig(output / "success.png", dpi=120)
+    plt.close(figure)
+    lines = [
+        f"# WMPO loop: {summary['task']}",
+        "",
+        "![success](success.png)",
+        "",
+        "| policy | real success (95% CI) | imagined success |",
+        "|---|---|---|",
+    ]
+    for name, rate, (lo, hi), imagined_rate in rows:
+        shown = "-" if imagined_rate is None else f"{imagined_rate:.2f}"
+        lines.append(f"| {name} | {rate:.2f} ({lo:.2f}-{hi:.2f}) | {shown} |")
+    (output / "report.md").write_text("\n".join(lines) + "\n")

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 from graph_helpers import running_sim_graph
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from test_sim_graph import topic_messages
 from test_vla_model import small_policy
 
@@ -15,9 +17,19 @@ def test_policy_server_serves_vla_chunks_in_the_running_graph(tmp_path, ros_doma
     policy = small_policy()
     checkpoint = policy.save_pretrained(tmp_path / "vla")
     overrides = {"policy_server": {"backend": "vla", "checkpoint": str(checkpoint)}}
+    deployed = small_policy(seed=1).save_pretrained(tmp_path / "deployed")
     with running_sim_graph(tmp_path, ros_domain, overrides) as (processes, client, episodes):
         result = client.run_episode("Lift", init_state_id=1000, max_steps=16, record_mode="all", timeout=180)
+        # Deploying a new checkpoint is a parameter change; one that does not load is refused.
+        parameters = AsyncParameterClient(client, "policy_server")
+        assert parameters.wait_for_services(timeout_sec=30)
+        for folder, accepted in ((tmp_path / "missing", False), (deployed, True)):
+            future = parameters.set_parameters([Parameter("checkpoint", value=str(folder))])
+            client.spin_until(future, timeout=60)
+            assert future.result().results[0].successful is accepted, future.result().results[0].reason
+        after = client.run_episode("Lift", init_state_id=1000, max_steps=8, record_mode="all", timeout=180)
         processes.check()
+    assert after.summary["policy_id"] == f"vla/{deployed}"
     assert result.summary["outcome"] == "failure" and result.summary["num_steps"] == 16  # untrained: moves, fails
     assert result.summary["policy_id"] == f"vla/{checkpoint}"
     chunks = topic_messages(result.bag_path)["/policy_server/action_chunk"]

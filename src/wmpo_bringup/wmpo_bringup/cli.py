@@ -14,6 +14,9 @@ wmpo train-wm             train or align the world model on datasets
 wmpo train-vae            train the AutoencoderKL of a latent world model
 wmpo train-reward         train the video success classifier, threshold by F1
 wmpo wm-study             world-model fidelity report (+/- alignment, +/- context noise)
+wmpo train-wmpo           GRPO of the VLA inside the world model
+wmpo dpo / online-grpo    the baselines
+wmpo loop                 the WMPO loop on the simulated arm (resumable)
 """
 
 import argparse
@@ -258,6 +261,80 @@ def cmd_wm_study(args) -> int:
     return 0 if report else 1
 
 
+def cmd_train_wmpo(args) -> int:
+    from wmpo_trainer.grpo import GRPOConfig
+    from wmpo_trainer.train_wmpo import WMPOConfig, train
+
+    grpo = GRPOConfig(group_size=args.group_size, start_states=args.start_states, temperature=args.temperature)
+    config = WMPOConfig(
+        policy=args.policy,
+        world_model=args.world_model,
+        reward_model=args.reward_model,
+        starts=args.starts,
+        output=args.output,
+        iterations=args.iterations,
+        max_steps=args.max_steps,
+        grpo=grpo,
+        real_context_fraction=args.real_context_fraction,
+        sampler_steps=args.sampler_steps,
+        threads=args.threads,
+    )
+    train(config)
+    return 0
+
+
+def cmd_dpo(args) -> int:
+    from wmpo_trainer.dpo import DPOConfig, train
+
+    print(f"DPO policy: {train(DPOConfig(policy=args.policy, rollouts=args.rollouts, output=args.output))}")
+    return 0
+
+
+def cmd_online_grpo(args) -> int:
+    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_trainer.grpo import GRPOConfig
+    from wmpo_trainer.online_grpo import OnlineGRPOConfig, train
+
+    config = OnlineGRPOConfig(
+        policy=args.policy,
+        task=args.task,
+        output=args.output,
+        budget=args.budget,
+        groups_per_iteration=args.groups_per_iteration,
+        max_steps=args.max_steps,
+        grpo=GRPOConfig(group_size=args.group_size),
+    )
+    print(f"online GRPO policy: {train(config, SimCollector())}")
+    return 0
+
+
+def cmd_loop(args) -> int:
+    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_trainer.grpo import GRPOConfig
+    from wmpo_trainer.loop import LoopConfig, run_loop
+
+    config = LoopConfig(
+        task=args.task,
+        policy=args.policy,
+        world_model=args.world_model,
+        demos=args.demos,
+        output=args.output,
+        rounds=args.rounds,
+        budget=args.budget,
+        eval_init_states=parse_range(args.eval_init_states),
+        max_steps=args.max_steps,
+        align_steps=args.align_steps,
+        reward_steps=args.reward_steps,
+        wmpo_iterations=args.wmpo_iterations,
+        grpo=GRPOConfig(group_size=args.group_size, start_states=args.start_states, mini_batch=32),
+        sampler_steps=args.sampler_steps,
+        threads=args.threads,
+    )
+    summary = run_loop(config, SimCollector(), on_phase=lambda r, phase, _: print(f"round {r}: {phase} done"))
+    print((Path(args.output) / "report.md").read_text())
+    return 0 if summary["rounds"] or args.rounds == 0 else 1
+
+
 def cmd_episodes(args) -> int:
     from wmpo_episodes.episodes import list_episodes
     from wmpo_episodes.recovery import recover_incoming
@@ -371,6 +448,57 @@ def main(argv=None) -> int:
     study.add_argument("--report-episodes", type=int, default=0, help="0 = every held-out episode")
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_wm_study)
+
+    wmpo = sub.add_parser("train-wmpo", help="GRPO of the VLA inside the world model")
+    wmpo.add_argument("--policy", required=True)
+    wmpo.add_argument("--world-model", required=True)
+    wmpo.add_argument("--reward-model", required=True)
+    wmpo.add_argument("--starts", nargs="+", required=True, help="datasets whose episodes give start frames")
+    wmpo.add_argument("--output", default="runs/wmpo")
+    wmpo.add_argument("--iterations", type=int, default=10)
+    wmpo.add_argument("--max-steps", type=int, default=120)
+    wmpo.add_argument("--group-size", type=int, default=8)
+    wmpo.add_argument("--start-states", type=int, default=8, help="groups per iteration")
+    wmpo.add_argument("--temperature", type=float, default=1.6)
+    wmpo.add_argument("--real-context-fraction", type=float, default=0.0, help="groups starting mid-episode")
+    wmpo.add_argument("--sampler-steps", type=int, default=10)
+    wmpo.add_argument("--threads", type=int, default=2)
+    wmpo.set_defaults(func=cmd_train_wmpo)
+
+    dpo = sub.add_parser("dpo", help="DPO baseline on success/failure rollouts")
+    dpo.add_argument("--policy", required=True, help="the policy that collected the rollouts")
+    dpo.add_argument("--rollouts", nargs="+", required=True, help="datasets of its labelled rollouts")
+    dpo.add_argument("--output", default="runs/dpo")
+    dpo.set_defaults(func=cmd_dpo)
+
+    online = sub.add_parser("online-grpo", help="model-free GRPO baseline on the simulated arm")
+    online.add_argument("--policy", required=True)
+    online.add_argument("--task", default="Lift", choices=list(TASKS))
+    online.add_argument("--budget", type=int, default=128, help="P real episodes in all")
+    online.add_argument("--group-size", type=int, default=8)
+    online.add_argument("--groups-per-iteration", type=int, default=4)
+    online.add_argument("--max-steps", type=int, default=0)
+    online.add_argument("--output", default="runs/online_grpo")
+    online.set_defaults(func=cmd_online_grpo)
+
+    loop = sub.add_parser("loop", help="the WMPO loop: collect, align, reward, GRPO in imagination, evaluate, deploy")
+    loop.add_argument("--task", default="Lift", choices=list(TASKS))
+    loop.add_argument("--policy", required=True, help="base policy checkpoint")
+    loop.add_argument("--world-model", required=True, help="world model pretrained on demonstrations")
+    loop.add_argument("--demos", required=True, help="dataset of expert demonstrations")
+    loop.add_argument("--output", default="runs/loop")
+    loop.add_argument("--rounds", type=int, default=1)
+    loop.add_argument("--budget", type=int, default=128, help="P real episodes per round")
+    loop.add_argument("--eval-init-states", default="1000:1050")
+    loop.add_argument("--max-steps", type=int, default=0)
+    loop.add_argument("--align-steps", type=int, default=500)
+    loop.add_argument("--reward-steps", type=int, default=600)
+    loop.add_argument("--wmpo-iterations", type=int, default=4)
+    loop.add_argument("--group-size", type=int, default=8, help="imagined rollouts per start state")
+    loop.add_argument("--start-states", type=int, default=8, help="groups per WMPO iteration")
+    loop.add_argument("--sampler-steps", type=int, default=10)
+    loop.add_argument("--threads", type=int, default=2)
+    loop.set_defaults(func=cmd_loop)
 
     init = sub.add_parser("init-vla", help="build a VLA checkpoint from local pretrained SigLIP + Llama folders")
     init.add_argument("--vision", required=True, help="SiglipVisionModel folder (save_pretrained)")

@@ -18,7 +18,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -100,7 +100,8 @@ class PolicyServer(Node):
         self.create_subscription(Image, "camera/image_raw", self._on_image, 10, callback_group=inputs)
         self.create_subscription(String, "instruction", self._on_instruction, LATCHED, callback_group=inputs)
         self.create_subscription(PoseStamped, "arm/eef_pose", self._on_eef_pose, 10, callback_group=inputs)
-        if self.backend.needs_privileged_state:
+        self._has_task_state = self.backend.needs_privileged_state
+        if self._has_task_state:
             self.create_subscription(TaskState, "sim/task_state", self._on_task_state, 10, callback_group=inputs)
         self.chunk_pub = self.create_publisher(ActionChunk, "~/action_chunk", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "~/action_chunk_markers", 10)
@@ -108,14 +109,34 @@ class PolicyServer(Node):
         self.create_service(
             GetActionChunk, "~/get_action_chunk", self._serve, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f"serving {self.backend.policy_id}")
 
-    def _backend_from_parameters(self) -> PolicyBackend:
-        name = self.get_parameter("backend").value
-        if name == "vla":
-            options = {key: self.get_parameter(key).value for key in ("checkpoint", "device", "temperature")}
-            return make_backend(name, **options)
-        return make_backend(name)
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Deploy: a new backend, checkpoint, device or temperature takes effect from the next
+        chunk (``ros2 param set /policy_server checkpoint <folder>``). A policy that does not load
+        is refused with the reason, and the current one keeps serving."""
+        changed = {p.name: p.value for p in parameters}
+        if not changed.keys() & {"backend", "checkpoint", "device", "temperature"}:
+            return SetParametersResult(successful=True)
+        try:
+            backend = self._backend_from_parameters(changed)
+            if backend.needs_privileged_state and not self._has_task_state:
+                raise ValueError(f"{backend.policy_id} needs sim/task_state: start the server with that backend")
+        except ValueError as error:
+            self.get_logger().error(f"kept {self.backend.policy_id}: the new policy does not load: {error}")
+            return SetParametersResult(successful=False, reason=str(error))
+        with self._lock:
+            self.backend = backend
+        self.get_logger().info(f"now serving {backend.policy_id}")
+        return SetParametersResult(successful=True)
+
+    def _backend_from_parameters(self, changed: dict | None = None) -> PolicyBackend:
+        """The backend the parameters describe; ``changed`` overrides values about to be set."""
+        value = {key: self.get_parameter(key).value for key in PARAMETERS} | (changed or {})
+        if value["backend"] == "vla":
+            return make_backend("vla", **{key: value[key] for key in ("checkpoint", "device", "temperature")})
+        return make_backend(value["backend"])
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:

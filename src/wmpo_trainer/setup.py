@@ -14,9 +14,11 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description="GRPO in imagination, baselines and the WMPO loop (filled by the WMPO issue).",
+    description="GRPO in imagination, the DPO and online-GRPO baselines, the WMPO loop and the trainer node.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "trainer = wmpo_trainer.trainer_node:main",
+        ],
     },
 )

@@ -49,10 +49,12 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
         RECORDER,
         EPISODE_MANAGER,
     ),
-    # No robot: replay recorded episodes next to the world model's imagination of them.
+    # The learning side: replay recorded episodes next to the world model's imagination of them,
+    # and the trainer, which collects real episodes through a sim or robot graph on the same domain.
     "imagine": (
         NodeSpec("wmpo_robot_io", "camera_node", ("camera",)),
         NodeSpec("wmpo_worldmodel", "world_model", ("world_model",)),
+        NodeSpec("wmpo_trainer", "trainer", ("trainer",)),
     ),
 }
 MODES = tuple(GRAPHS)

@@ -11,16 +11,7 @@ import time
 from pathlib import Path
 
 from wmpo_bringup.environment import node_environment
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+from wmpo_episodes.success_rate import wilson_interval
 
 
 def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict, title: str) -> dict:

@@ -1,0 +1,145 @@
+"""Trainer node: runs the WMPO loop as a ROS action, collecting real episodes through the graph
+that runs beside it (the sim graph, or the robot), and deploying each improved policy to it.
+
+Interfaces (node ``trainer``):
+  action ~/train   wmpo_interfaces/TrainWMPO  (feedback: round, phase, success rate; cancel between phases)
+  uses   episode_manager/run_episode, policy_server parameters (checkpoint, temperature)
+
+One goal at a time. A goal re-sent with the same output folder resumes where the last one stopped.
+"""
+
+import threading
+import traceback
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from wmpo_interfaces.action import TrainWMPO
+
+PARAMETERS = {
+    "align_steps": (500, "world-model alignment steps per round"),
+    "reward_steps": (600, "reward-model training steps per round"),
+    "wmpo_iterations": (4, "GRPO iterations in imagination per round"),
+    "group_size": (8, "imagined rollouts per start state"),
+    "start_states": (8, "groups per GRPO iteration"),
+    "sampler_steps": (10, "denoising steps per imagined chunk"),
+    "threads": (2, "torch CPU threads"),
+}
+
+
+def parse_range(text: str) -> list[int]:
+    first, last = text.split(":")
+    return list(range(int(first), int(last)))
+
+
+class TrainerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("trainer", **kwargs)
+        for key, (default, doc) in PARAMETERS.items():
+            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        self._busy = threading.Lock()
+        self.group = ReentrantCallbackGroup()
+        ActionServer(
+            self,
+            TrainWMPO,
+            "~/train",
+            execute_callback=self._train,
+            goal_callback=self._accept,
+            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=self.group,
+        )
+
+    def param(self, key: str):
+        return self.get_parameter(key).value
+
+    def _accept(self, goal) -> GoalResponse:
+        if not (goal.task and goal.policy and goal.world_model and goal.demos and goal.output):
+            self.get_logger().error(
+                "rejected a TrainWMPO goal: task, policy, world_model, demos and output are required"
+            )
+            return GoalResponse.REJECT
+        if not self._busy.acquire(blocking=False):
+            self.get_logger().error("rejected a TrainWMPO goal: training is already running")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _train(self, goal_handle):
+        from wmpo_trainer.graph_collector import GraphCollector
+        from wmpo_trainer.grpo import GRPOConfig
+        from wmpo_trainer.loop import LoopConfig, run_loop
+
+        goal = goal_handle.request
+        result = TrainWMPO.Result()
+        try:
+            config = LoopConfig(
+                task=goal.task,
+                policy=goal.policy,
+                world_model=goal.world_model,
+                demos=goal.demos,
+                output=goal.output,
+                rounds=goal.rounds or 1,
+                budget=goal.budget or 128,
+                max_steps=goal.max_steps,
+                eval_init_states=parse_range(goal.eval_init_states or "1000:1050"),
+                align_steps=self.param("align_steps"),
+                reward_steps=self.param("reward_steps"),
+                wmpo_iterations=self.param("wmpo_iterations"),
+                grpo=GRPOConfig(group_size=self.param("group_size"), start_states=self.param("start_states")),
+                sampler_steps=self.param("sampler_steps"),
+                threads=self.param("threads"),
+            )
+
+            def on_phase(round_index: int, phase: str, outcome: dict) -> None:
+                rate = outcome.get("success_rate", outcome.get("imagined_success_rate", -1.0))
+                feedback = TrainWMPO.Feedback(round=round_index, phase=phase, success_rate=float(rate))
+                feedback.message = f"round {round_index}: {phase} done"
+                goal_handle.publish_feedback(feedback)
+                self.get_logger().info(feedback.message)
+
+            stop = lambda: goal_handle.is_cancel_requested  # noqa: E731
+            summary = run_loop(config, GraphCollector(self, should_stop=stop), on_phase, should_stop=stop)
+            result.base_success_rate = summary["base_success_rate"]
+            if summary["rounds"]:
+                result.final_success_rate = summary["rounds"][-1]["eval_success_rate"]
+                result.policy = summary["rounds"][-1]["policy"]
+            result.summary_path = f"{goal.output}/summary.json"
+            if goal_handle.is_cancel_requested:
+                result.message = "canceled; re-send the goal with the same output to resume"
+                goal_handle.canceled()
+            else:
+                result.success, result.message = True, f"{len(summary['rounds'])} round(s) done"
+                goal_handle.succeed()
+        except Exception as error:  # noqa: BLE001  any failure ends the goal with the reason, the node lives on
+            if goal_handle.is_cancel_requested:
+                result.message = "canceled; re-send the goal with the same output to resume"
+                goal_handle.canceled()
+            else:
+                result.message = f"training failed: {error}"
+                self.get_logger().error(f"{result.message}\n{traceback.format_exc()}")
+                goal_handle.abort()
+        finally:
+            self._busy.release()
+        return result
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = TrainerNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

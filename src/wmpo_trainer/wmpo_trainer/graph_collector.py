@@ -41,12 +41,12 @@ class GraphCollector:
     def deploy(self, checkpoint: str, temperature: float) -> None:
         if not self.parameters.wait_for_services(timeout_sec=30.0):
             raise CollectionError("policy_server parameters not available: is the sim or robot graph running?")
-        values = [
-            Parameter("backend", value="vla"),
+        values = [  # one at a time, each validated by the server; the backend last, once it can load
             Parameter("checkpoint", value=str(Path(checkpoint).resolve())),
             Parameter("temperature", value=float(temperature)),
+            Parameter("backend", value="vla"),
         ]
-        for parameter in values:  # one at a time: each change is validated by the server
+        for parameter in values:
             answer = wait(self.parameters.set_parameters([parameter]), 120.0, "policy_server set_parameters")
             if not answer.results[0].successful:
                 raise CollectionError(f"policy_server refused {parameter.name}: {answer.results[0].reason}")

@@ -18,7 +18,8 @@ from wmpo_worldmodel.reward_model import VideoRewardModel
 torch.set_num_threads(1)
 
 
-def test_wmpo_updates_the_policy_from_imagined_groups_and_resumes(tmp_path):
+def tiny_setup(tmp_path) -> dict:
+    """Checkpoints of a tiny policy, world model and reward model, and a dataset of start frames."""
     policy = small_policy()
     world_model = tiny_pipeline()
     reward = VideoRewardModel.tiny(image_size=16)
@@ -40,7 +41,11 @@ def test_wmpo_updates_the_policy_from_imagined_groups_and_resumes(tmp_path):
     reward.threshold = float(np.median([reward.judge(f).scores.max() for f in pilot.frames]))
     paths = {name: str(m.save_pretrained(tmp_path / name)) for name, m in (("policy", policy), ("reward", reward))}
     paths["wm"] = str(world_model.save_atomically(tmp_path / "wm"))
+    return paths
 
+
+def test_wmpo_updates_the_policy_from_imagined_groups_and_resumes(tmp_path):
+    paths = tiny_setup(tmp_path)
     config = WMPOConfig(
         policy=paths["policy"],
         world_model=paths["wm"],
@@ -66,3 +71,53 @@ def test_wmpo_updates_the_policy_from_imagined_groups_and_resumes(tmp_path):
     train(config)  # resumes after iteration 2
     history = json.loads((tmp_path / "wmpo" / "history.json").read_text())
     assert [row["iteration"] for row in history] == [1, 2, 3]
+
+
+def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path):
+    import ray
+
+    from wmpo_trainer.distributed import RayImagination
+
+    paths = tiny_setup(tmp_path)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        workers = RayImagination(2, paths["policy"], paths["wm"], paths["reward"])
+        policy = VLAPolicy.from_pretrained(paths["policy"])
+        starts = np.stack([toy_episode(i, False, steps=8)[1]["frames"][0] for i in range(3)])
+        batch = workers(
+            None,
+            policy,
+            starts,
+            [f"task {i}" for i in range(3)],
+            8,
+            1.6,
+            None,
+            "ddim",
+            2,
+            torch.Generator().manual_seed(0),
+        )
+        assert batch.frames.shape == (3, 9, 16, 16, 3) and batch.bins.shape == (3, 1, 56)
+        assert batch.instructions == ["task 0", "task 1", "task 2"]  # shares come back in order
+        assert batch.success.shape == (3,)
+        # The workers use the weights they are sent: the log-probs are the driver policy's.
+        inputs = policy.encode(batch.frames[:, 0], batch.instructions)
+        expected = policy.model.token_log_probs(**inputs, action_bins=batch.bins[:, 0], temperature=1.6)
+        torch.testing.assert_close(batch.log_probs[:, 0], expected, atol=1e-5, rtol=0)
+        workers.shutdown()  # frees the 2 CPUs of the local instance for the training run's workers
+
+        config = WMPOConfig(
+            policy=paths["policy"],
+            world_model=paths["wm"],
+            reward_model=paths["reward"],
+            starts=[str(tmp_path / "starts")],
+            output=str(tmp_path / "wmpo_ray"),
+            iterations=1,
+            max_steps=8,
+            grpo=GRPOConfig(group_size=4, start_states=2, mini_batch=8, micro_batch=4),
+            sampler_steps=2,
+            ray_workers=2,
+            threads=1,
+        )
+        assert train(config).name == "iter_1"
+    finally:
+        ray.shutdown()

@@ -45,12 +45,13 @@ class WMPOConfig:
     real_context_fraction: float = 0.0  # share of groups starting from a real mid-episode keyframe
     sampler: str = "ddim"
     sampler_steps: int = 10
+    ray_workers: int = 0  # 0 = imagine in this process; N = N Ray actors (a local Ray instance if none runs)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
 
 
-def collect(config, policy, world_model, reward, starts, rng, generator) -> tuple[ImaginedBatch | None, dict]:
+def collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn=imagine):
     """Imagine groups until ``start_states`` informative groups are in hand or the sampling rounds
     run out (dynamic sampling). Returns the informative groups as one batch (None if there are
     none) and counts: groups imagined, groups kept, success rate over every imagined rollout."""
@@ -65,7 +66,7 @@ def collect(config, policy, world_model, reward, starts, rng, generator) -> tupl
                 step = int(rng.integers(0, max(1, len(frames) - 1)))
             contexts += [start_context(frames, step, world_model.unet.config.context_frames)] * size
             instructions += [instruction] * size
-        batch = imagine(
+        batch = imagine_fn(
             world_model,
             policy,
             np.stack(contexts),
@@ -131,6 +132,11 @@ def train(config: WMPOConfig) -> Path:
         state = torch.load(checkpoints[-1] / TRAINER_STATE, weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         done = int(state["iteration"])
+    imagine_fn = imagine
+    if config.ray_workers > 0:
+        from wmpo_trainer.distributed import RayImagination
+
+        imagine_fn = RayImagination(config.ray_workers, config.policy, config.world_model, config.reward_model)
     rng = np.random.default_rng(config.seed + done)
     generator = torch.Generator().manual_seed(config.seed + done)
     writer = SummaryWriter(str(output / "tb"))
@@ -142,7 +148,7 @@ def train(config: WMPOConfig) -> Path:
     for iteration in tqdm(range(done + 1, config.iterations + 1), desc="WMPO", unit="iteration"):
         started = time.monotonic()
         policy.model.eval()
-        batch, counts = collect(config, policy, world_model, reward, starts, rng, generator)
+        batch, counts = collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn)
         row = {"iteration": iteration, **counts}
         if batch is not None:
             rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, grpo.group_size)
@@ -166,6 +172,8 @@ def train(config: WMPOConfig) -> Path:
         policy.save_pretrained(output / "checkpoints" / f"iter_{iteration}", extra={TRAINER_STATE: state})
         history_file.write_text(json.dumps(history, indent=2))
     writer.close()
+    if config.ray_workers > 0:
+        imagine_fn.shutdown()
     final = output / "checkpoints" / f"iter_{config.iterations}"
     print(f"checkpoint: {final}")
     return final

@@ -116,7 +116,8 @@ def write_report(
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    indices = range(len(held_out) if max_episodes <= 0 else min(max_episodes, len(held_out)))
+    count = len(held_out) if max_episodes <= 0 else min(max_episodes, len(held_out))
+    indices = np.unique(np.linspace(0, len(held_out) - 1, count).round().astype(int)).tolist()  # spread
     report, strips = {}, []
     for name, world_model in variants.items():
         results = [

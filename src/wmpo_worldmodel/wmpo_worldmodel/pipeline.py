@@ -9,8 +9,6 @@ pipeline normalises actions with its own q01/q99 statistics, so any policy's act
 """
 
 import inspect
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
+from wmpo_episodes.atomic_folder import atomic_folder
 from wmpo_policy.vla.normalization import ActionStats
 from wmpo_worldmodel.data import resize_frames
 from wmpo_worldmodel.models import ActionConditionedUNet
@@ -67,22 +66,11 @@ class WorldModelPipeline(DiffusionPipeline):
     def save_atomically(self, path: str | Path, extra: dict[str, dict] | None = None) -> Path:
         """save_pretrained into a temporary folder, then rename into place. ``extra`` maps file
         names to state dicts saved with torch.save inside it (load with weights_only=True)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.save_pretrained(tmp, safe_serialization=True)
-        for name, state in (extra or {}).items():
-            torch.save(state, tmp / name)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-        return path
+        with atomic_folder(path) as tmp:
+            self.save_pretrained(tmp, safe_serialization=True)
+            for name, state in (extra or {}).items():
+                torch.save(state, tmp / name)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "WorldModelPipeline":

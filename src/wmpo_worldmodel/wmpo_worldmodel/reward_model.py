@@ -10,8 +10,6 @@ the ImageNet mean and std (VideoMAEImageProcessor's), so a real VideoMAE-base fo
 """
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
+from wmpo_episodes.atomic_folder import atomic_folder
 from wmpo_worldmodel.data import resize_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,21 +66,10 @@ class VideoRewardModel:
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        (tmp / REWARD_FILE).write_text(json.dumps({"threshold": self.threshold}, indent=2))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-        return path
+        with atomic_folder(path) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            (tmp / REWARD_FILE).write_text(json.dumps({"threshold": self.threshold}, indent=2))
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "VideoRewardModel":

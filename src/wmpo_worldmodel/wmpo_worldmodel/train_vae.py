@@ -8,9 +8,7 @@ scaling factor is set from the latents' standard deviation at the end, so that s
 have unit variance (what the diffusion schedule assumes). Writes <output>/vae (save_pretrained).
 """
 
-import os
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from diffusers import AutoencoderKL
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_folder import atomic_folder
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.data import resize_frames
 
@@ -84,10 +83,8 @@ def train(config: VAEConfig) -> Path:
         latents = torch.cat([vae.encode(batch()).latent_dist.mode() for _ in range(4)])
         vae.register_to_config(scaling_factor=float(1.0 / latents.std()))
     writer.close()
-    path, tmp = output / "vae", output / ".vae.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    vae.save_pretrained(tmp, safe_serialization=True)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    path = output / "vae"
+    with atomic_folder(path) as tmp:
+        vae.save_pretrained(tmp, safe_serialization=True)
     print(f"VAE {path}: reconstruction MSE {mse.item():.4f}, scaling factor {vae.config.scaling_factor:.3f}")
     return path

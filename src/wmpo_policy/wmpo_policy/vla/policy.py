@@ -5,8 +5,6 @@ the tokenizer files, and action_stats.json. It is written to a temporary folder 
 place, so a crash never leaves a half-written checkpoint.
 """
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 
+from wmpo_episodes.atomic_folder import atomic_folder
 from wmpo_policy.vla.action_tokens import N_BINS, bins_to_actions
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
@@ -131,24 +130,13 @@ class VLAPolicy:
         """Write the checkpoint atomically (temporary folder, then rename). ``extra`` maps file
         names to state dicts saved with torch.save inside it (e.g. the optimizer, for resuming);
         load them with ``torch.load(..., weights_only=True)``."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp, safe_serialization=True)
-        self.tokenizer.save_pretrained(tmp)
-        self.stats.save(tmp / STATS_FILE)
-        for name, state in (extra or {}).items():
-            torch.save(state, tmp / name)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-        return path
+        with atomic_folder(path) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            self.stats.save(tmp / STATS_FILE)
+            for name, state in (extra or {}).items():
+                torch.save(state, tmp / name)
+        return Path(path)
 
     # -- inference ---------------------------------------------------------------------------
     def encode(self, images: np.ndarray, instructions: list[str], generator: torch.Generator | None = None) -> dict:

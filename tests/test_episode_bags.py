@@ -11,6 +11,7 @@ from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import Image
 
 from wmpo_episodes.bag_writer import EpisodeBagWriter
+from wmpo_episodes.episode_manager_node import keep_episode
 from wmpo_episodes.episodes import EpisodeBagError, list_episodes, read_episode_info
 from wmpo_episodes.layout import INCOMING_DIR
 from wmpo_episodes.recovery import recover_incoming
@@ -132,3 +133,22 @@ def test_summary_round_trip_through_the_bag(tmp_path):
         (msg,) = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()]
     assert (msg.num_steps, msg.success_step, msg.start_time.nanosec) == (92, 91, 123_456_789)
     np.testing.assert_equal(msg.seed, 3)
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome", "share", "kept_of_eight"),
+    [
+        ("all", "success", 0.0, 8),
+        ("failures", "failure", 0.0, 8),
+        ("failures", "incomplete", 0.0, 8),
+        ("failures", "success", 0.0, 0),
+        ("failures", "success", 0.25, 2),
+        ("failures", "success", 0.5, 4),
+        ("failures", "success", 1.0, 8),
+    ],
+)
+def test_record_modes_keep_failures_and_the_configured_share_of_successes(mode, outcome, share, kept_of_eight):
+    kept = [keep_episode(mode, outcome, n, share) for n in range(8)]
+    assert sum(kept) == kept_of_eight
+    if 0 < share < 1:  # spread evenly, not the first ones
+        assert kept == [(n + 1) % round(1 / share) == 0 for n in range(8)]

@@ -5,10 +5,15 @@ from pathlib import Path
 import pytest
 from graph_helpers import running_sim_graph
 from mcap_ros2.reader import read_ros2_messages
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
+from rclpy.task import Future
 from rosbags.highlevel import AnyReader
 
+from wmpo_bringup.label_client import LabelClient
 from wmpo_episodes.episodes import list_episodes, read_episode_info
 from wmpo_episodes.typestore import episode_typestore
+from wmpo_interfaces.action import RunEpisode
 
 pytestmark = pytest.mark.graph
 
@@ -67,6 +72,56 @@ def test_failures_only_mode_keeps_failures_and_drops_successes(graph):
     assert success.summary["outcome"] == "success" and success.bag_path == ""
     kept = {e.path.name for e in list_episodes(episodes_dir)}
     assert failure.summary["episode_id"] in kept and success.summary["episode_id"] not in kept
+
+
+def run_and_label(client, label_client, outcome: str, record_mode: str):
+    """Start a long Lift episode, label it after its first chunk; return (label answer, result)."""
+    first_chunk = Future()
+    goal = RunEpisode.Goal(task="Lift", seed=3, max_steps=300, record_mode=record_mode)
+    handle = client.send_episode_goal(goal, lambda _: first_chunk.done() or first_chunk.set_result(True))
+    client.spin_until(first_chunk, 120.0)
+    assert first_chunk.done(), "no feedback from the episode"
+    answer = label_client.label(outcome, timeout=30.0)
+    return answer, client.wait_for_result(handle, 240.0)
+
+
+def test_the_operators_label_ends_the_running_episode_with_that_outcome(graph):
+    processes, client, episodes_dir = graph
+    label_client = LabelClient(context=client.context)
+    try:
+        idle = label_client.label("failure", timeout=30.0)
+        assert not idle.success and idle.message == "no episode is running"
+        assert not label_client.label("maybe", timeout=30.0).success
+        for outcome in ("failure", "success"):
+            answer, result = run_and_label(client, label_client, outcome, "all")
+            assert answer.success and answer.episode_id == result.summary["episode_id"], answer.message
+            s = result.summary
+            assert s["outcome"] == outcome and 0 < s["num_steps"] < 300, s  # ended early, by the label
+            assert s["success_step"] == (answer.step if outcome == "success" else -1)
+            assert read_episode_info(result.bag_path).outcome == outcome
+    finally:
+        label_client.destroy_node()
+    processes.check()
+
+
+def test_failures_mode_keeps_the_configured_share_of_successes(graph):
+    processes, client, episodes_dir = graph
+    label_client = LabelClient(context=client.context)
+    parameters = AsyncParameterClient(client, "episode_manager")
+
+    def set_share(value: float) -> None:
+        future = parameters.set_parameters([Parameter("success_share", value=value)])
+        client.spin_until(future, 30.0)
+        assert future.done() and all(r.successful for r in future.result().results)
+
+    try:
+        set_share(0.5)
+        results = [run_and_label(client, label_client, "success", "failures")[1] for _ in range(2)]
+        assert [r.summary["outcome"] for r in results] == ["success", "success"]
+        assert sorted(bool(r.bag_path) for r in results) == [False, True]  # one of two successes kept
+    finally:
+        set_share(0.0)
+        label_client.destroy_node()
 
 
 def test_unknown_task_ends_incomplete_with_the_reason_and_the_graph_survives(graph):

@@ -17,6 +17,7 @@ wmpo wm-study             world-model fidelity report (+/- alignment, +/- contex
 wmpo train-wmpo           GRPO of the VLA inside the world model
 wmpo dpo / online-grpo    the baselines
 wmpo loop                 the WMPO loop on the simulated arm (resumable)
+wmpo label                the operator labels the running episode success / failure
 """
 
 import argparse
@@ -151,7 +152,8 @@ def cmd_base_policy(args) -> int:
     from wmpo_policy.train_bc import BCConfig, train
 
     output = Path(args.output)
-    report = {}
+    report_file = output / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     for task, demos in zip(
         args.tasks, args.demos * len(args.tasks) if len(args.demos) == 1 else args.demos, strict=True
     ):
@@ -190,7 +192,7 @@ def cmd_base_policy(args) -> int:
             "eval_init_states": args.eval_init_states,
             **{k: evaluation[k] for k in ("episodes", "successes", "success_rate", "success_rate_95ci")},
         }
-    (output / "report.json").write_text(json.dumps(report, indent=2))
+    report_file.write_text(json.dumps(report, indent=2))
     for task, row in report.items():
         low, high = row["success_rate_95ci"]
         print(
@@ -348,6 +350,42 @@ def cmd_episodes(args) -> int:
         outcome, steps, policy = s.get("outcome", "?"), s.get("num_steps", 0), s.get("policy_id", "")
         print(f"{episode.path.name}  {outcome:10s}  steps {steps:4d}  {policy}")
     return 0
+
+
+def ask_outcome() -> str | None:
+    """Read the operator's verdict from the keyboard: success, failure, or None to quit."""
+    keys = {"s": "success", "success": "success", "f": "failure", "failure": "failure"}
+    while True:
+        line = input("label the running episode: [s]uccess, [f]ailure, [q]uit > ").strip().lower()
+        if line in ("q", "quit"):
+            return None
+        if line in keys:
+            return keys[line]
+        print(f"unknown answer {line!r}")
+
+
+def cmd_label(args) -> int:
+    """Label the running episode once (``wmpo label success``), or from the keyboard until ``q``."""
+    import rclpy
+
+    from wmpo_bringup.label_client import LabelClient
+
+    rclpy.init()
+    client = LabelClient(args.service)
+    try:
+        if args.outcome:
+            answer = client.label(args.outcome, args.timeout)
+            print(answer.message)
+            return 0 if answer.success else 1
+        while (outcome := ask_outcome()) is not None:
+            print(client.label(outcome, args.timeout).message)
+        return 0
+    except (TimeoutError, EOFError, KeyboardInterrupt) as error:
+        print(f"stopped: {error!r}", file=sys.stderr)
+        return 1
+    finally:
+        client.destroy_node()
+        rclpy.try_shutdown()
 
 
 def main(argv=None) -> int:
@@ -516,6 +554,11 @@ def main(argv=None) -> int:
     show = sub.add_parser("graph", help="print a mode's processes")
     show.add_argument("mode", choices=MODES)
     show.set_defaults(func=cmd_graph)
+    label = sub.add_parser("label", help="label the running episode success / failure (the operator's verdict)")
+    label.add_argument("outcome", nargs="?", choices=["success", "failure"], help="omit: ask at the keyboard")
+    label.add_argument("--service", default="episode_manager/label")
+    label.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the episode manager")
+    label.set_defaults(func=cmd_label)
     episodes = sub.add_parser("episodes", help="list or recover episode bags")
     episodes.add_argument("action", choices=["list", "recover"])
     episodes.add_argument("dir")

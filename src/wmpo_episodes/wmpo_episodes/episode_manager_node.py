@@ -1,14 +1,20 @@
 """Episode manager: runs one episode per RunEpisode goal and has it recorded and labelled.
 
 Interfaces (node ``episode_manager``):
-  action ~/run_episode  wmpo_interfaces/RunEpisode   (feedback: step, chunk index, budget)
+  action  ~/run_episode  wmpo_interfaces/RunEpisode   (feedback: step, chunk index, budget)
+  service ~/label        wmpo_interfaces/LabelEpisode the operator's success / failure (``wmpo label``)
   pub    instruction    std_msgs/String (transient local; the policy server reads it)
   uses   recorder/start, recorder/stop, arm/reset, policy_server/get_action_chunk, arm/execute_chunk
 
 One episode: start the bag -> reset the arm -> until success or the step budget: ask the policy
 for a chunk from an image taken after the last step, execute it open loop -> label the bag
 success / failure (incomplete if anything broke or the goal was canceled) -> keep it or drop it by
-record mode (all | failures | none).
+record mode (all | failures | none; ``failures`` keeps a ``success_share`` of the successes too).
+
+Labels: the simulated arm reports success itself. A physical arm cannot: the operator labels the
+running episode through ~/label, which ends it at once with that outcome. When the budget runs out
+and neither the arm nor the operator has said success, the manager waits ``label_timeout`` seconds
+for the operator's verdict; without one the episode ends incomplete (0 = no waiting: failure).
 """
 
 import uuid
@@ -22,11 +28,12 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.task import Future
 from std_msgs.msg import String
 
 from wmpo_interfaces.action import ExecuteChunk, RunEpisode
 from wmpo_interfaces.msg import EpisodeSummary
-from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording, StopRecording
+from wmpo_interfaces.srv import GetActionChunk, LabelEpisode, ResetEpisode, StartRecording, StopRecording
 
 PARAMETERS = {
     "record_mode": ("all", "default record mode: all | failures | none"),
@@ -35,12 +42,23 @@ PARAMETERS = {
     "reset_timeout": (120.0, "seconds to wait for a reset (the first one builds the simulated scene)"),
     "execute_steps": (0, "actions executed per chunk before asking again (0 = the whole chunk, open loop)"),
     "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
+    "label_timeout": (0.0, "seconds to wait for the operator's label when the arm cannot tell success (0 = none)"),
+    "success_share": (0.0, "record mode failures: share of successful episodes kept as well (0..1)"),
 }
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
 
 
 class EpisodeError(RuntimeError):
     """The episode cannot go on; it ends incomplete."""
+
+
+def keep_episode(mode: str, outcome: str, successes_before: int, success_share: float) -> bool:
+    """Whether a finished episode's bag is kept. In ``failures`` mode every non-success is kept and
+    successes are thinned deterministically to ``success_share`` of them (the n-th success, counting
+    from 0, is kept when floor((n + 1) * share) > floor(n * share): 0.25 keeps the 4th, 8th, ...)."""
+    if mode == RunEpisode.Goal.RECORD_ALL or outcome != EpisodeSummary.OUTCOME_SUCCESS:
+        return True
+    return int((successes_before + 1) * success_share) > int(successes_before * success_share)
 
 
 def new_episode_id(task: str, seed: int) -> str:
@@ -55,6 +73,10 @@ class EpisodeManager(Node):
             self.declare_parameter(key, default, ParameterDescriptor(description=doc))
         if self.param("execute_steps") < 0:
             raise ValueError(f"execute_steps must be >= 0 (0 = the whole chunk), got {self.param('execute_steps')}")
+        if not 0.0 <= self.param("success_share") <= 1.0:
+            raise ValueError(f"success_share must be within 0..1, got {self.param('success_share')}")
+        if self.param("label_timeout") < 0:
+            raise ValueError(f"label_timeout must be >= 0 s, got {self.param('label_timeout')}")
         group = ReentrantCallbackGroup()
         self.instruction_pub = self.create_publisher(
             String, "instruction", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -65,6 +87,10 @@ class EpisodeManager(Node):
         self.stop_client = self.create_client(StopRecording, "recorder/stop", callback_group=group)
         self.execute_client = ActionClient(self, ExecuteChunk, "arm/execute_chunk", callback_group=group)
         self._busy = False
+        self._running: EpisodeSummary | None = None  # the episode now running, for ~/label
+        self._label = Future()  # completed by ~/label with (outcome, step)
+        self._successes_recorded = 0  # successes seen in failures mode (for success_share)
+        self.create_service(LabelEpisode, "~/label", self._on_label, callback_group=group)
         ActionServer(
             self,
             RunEpisode,
@@ -88,6 +114,25 @@ class EpisodeManager(Node):
             return GoalResponse.REJECT
         self._busy = True
         return GoalResponse.ACCEPT
+
+    def _on_label(self, request, response):
+        episode = self._running
+        if request.outcome not in (LabelEpisode.Request.OUTCOME_SUCCESS, LabelEpisode.Request.OUTCOME_FAILURE):
+            response.message = f"unknown outcome {request.outcome!r}; use success or failure"
+        elif episode is None:
+            response.message = "no episode is running"
+        elif self._label.done():
+            response.message = f"episode {episode.episode_id} is already labelled or past its label time"
+        else:
+            self._label.set_result((request.outcome, episode.num_steps))
+            response.success = True
+            response.message = f"episode {episode.episode_id} labelled {request.outcome} at step {episode.num_steps}"
+            self.get_logger().info(f"operator: {response.message}")
+        if not response.success:
+            self.get_logger().warn(f"label refused: {response.message}")
+        if episode is not None:
+            response.episode_id, response.step = episode.episode_id, episode.num_steps
+        return response
 
     async def _await(self, future, timeout: float, what: str):
         """Await an rclpy future; raise EpisodeError if it is not done within ``timeout`` s."""
@@ -132,6 +177,31 @@ class EpisodeManager(Node):
             raise EpisodeError(f"the arm stopped: {result.message}")
         return wrapped.status, result
 
+    async def _operator_outcome(self, summary, success_known: bool, outcome: str) -> str:
+        """The outcome once the arm has not reported success: the operator's label if one came (a
+        success ends at the step it was given), else wait ``label_timeout`` s for it where the arm
+        cannot tell success; no label then means incomplete."""
+        wait = self.param("label_timeout")
+        if not self._label.done() and not success_known and wait > 0:
+            self.get_logger().warn(
+                f"episode {summary.episode_id}: budget spent; waiting {wait:.0f} s for the operator's label "
+                "(wmpo label success | failure)"
+            )
+            timer = self.create_timer(wait, self._label.cancel)
+            try:
+                await self._label
+            finally:
+                self.destroy_timer(timer)
+            if self._label.cancelled():
+                raise EpisodeError(f"no operator label within {wait:.0f} s")
+        if not self._label.done():
+            return outcome
+        label, step = self._label.result()
+        if label == LabelEpisode.Request.OUTCOME_SUCCESS:
+            summary.success_step = step
+            return EpisodeSummary.OUTCOME_SUCCESS
+        return EpisodeSummary.OUTCOME_FAILURE
+
     async def _run(self, goal_handle):
         goal = goal_handle.request
         mode = goal.record_mode or self.param("record_mode")
@@ -147,6 +217,8 @@ class EpisodeManager(Node):
         )
         recording = False
         result = RunEpisode.Result()
+        self._label = Future()
+        self._running = summary
         try:
             self._wait_for_services()
             if mode != RunEpisode.Goal.RECORD_NONE:
@@ -175,7 +247,8 @@ class EpisodeManager(Node):
             not_before = reset.stamp
             feedback = RunEpisode.Feedback(max_steps=summary.max_steps)
             outcome = EpisodeSummary.OUTCOME_FAILURE
-            while summary.num_steps < summary.max_steps:
+            success_known = False
+            while summary.num_steps < summary.max_steps and not self._label.done():
                 if goal_handle.is_cancel_requested:
                     raise EpisodeError("canceled")
                 answer = await self._call(
@@ -202,19 +275,24 @@ class EpisodeManager(Node):
                 goal_handle.publish_feedback(feedback)
                 if status == GoalStatus.STATUS_CANCELED:
                     raise EpisodeError("canceled")
+                success_known = success_known or executed.success_known
                 if executed.success_known and executed.task_success:
                     summary.success_step = executed.success_step
                     outcome = EpisodeSummary.OUTCOME_SUCCESS
                     break
+            if outcome != EpisodeSummary.OUTCOME_SUCCESS:
+                outcome = await self._operator_outcome(summary, success_known, outcome)
             summary.outcome = outcome
         except EpisodeError as error:
             summary.outcome = EpisodeSummary.OUTCOME_INCOMPLETE
             self.get_logger().error(f"episode {summary.episode_id} incomplete: {error}")
         finally:
             self._busy = False
+            self._running = None
         summary.end_time = self.get_clock().now().to_msg()
         if recording:
-            keep = mode == RunEpisode.Goal.RECORD_ALL or summary.outcome != EpisodeSummary.OUTCOME_SUCCESS
+            keep = keep_episode(mode, summary.outcome, self._successes_recorded, self.param("success_share"))
+            self._successes_recorded += summary.outcome == EpisodeSummary.OUTCOME_SUCCESS
             try:
                 stopped = await self._call(
                     self.stop_client,

@@ -10,9 +10,10 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 env:
 	@VENV=$(VENV) bash scripts/setup_env.sh
 
-## The main job: closed loop on the simulated arm (Lift, scripted expert), one labelled bag per episode.
+## The main job: the WMPO loop from nothing on the simulated Lift task (expert demos -> base policy
+## -> world model -> collect, align, reward, GRPO in imagination, evaluate); sizes in jobs/loop_demo.yaml.
 demo: env
-	$(VENV)/bin/wmpo demo --task Lift --episodes 5 --output runs/demo
+	$(VENV)/bin/wmpo loop-demo --output runs/loop_demo
 
 ## The test suite (what CI runs), then ruff and hadolint.
 test: env

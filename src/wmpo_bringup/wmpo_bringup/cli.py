@@ -1,5 +1,6 @@
 """``wmpo``: the pip-only entry point.
 
+wmpo loop-demo            the main job: the WMPO loop from nothing on the simulated Lift task
 wmpo demo                 closed loop on the simulated arm: a few Lift episodes, one bag each
 wmpo run MODE             start a mode's graph (sim | robot | imagine) until Ctrl-C
 wmpo graph MODE           print a mode's processes and nodes
@@ -29,7 +30,9 @@ from pathlib import Path
 
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
+from wmpo_bringup.loop_demo import DEFAULT_CONFIG as DEFAULT_LOOP_DEMO
 from wmpo_bringup.sim_episodes import run_sim_episodes
+from wmpo_episodes.ranges import parse_range
 from wmpo_robot_io.sim.tasks import TASKS
 
 
@@ -67,14 +70,6 @@ def cmd_demo(args) -> int:
     title = f"{args.task}: {args.episodes} episodes with the scripted expert on the simulated arm"
     report = run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
     return 0 if report["episodes"] == args.episodes else 1
-
-
-def parse_range(text: str) -> list[int]:
-    """'100:200' -> 100..199; '3,5,8' -> [3, 5, 8]."""
-    if ":" in text:
-        first, last = text.split(":")
-        return list(range(int(first), int(last)))
-    return [int(v) for v in text.split(",")]
 
 
 def cmd_eval(args) -> int:
@@ -148,8 +143,7 @@ def cmd_init_vla(args) -> int:
 def cmd_base_policy(args) -> int:
     """Expert demos -> dataset -> BC -> greedy evaluation on held-out initial states, per task.
     Each phase is skipped when its output is already complete, so a re-run resumes."""
-    from wmpo_episodes.dataset import build_dataset
-    from wmpo_policy.train_bc import BCConfig, train
+    from wmpo_bringup.base_policy import BasePolicyConfig, train_base_policy
 
     output = Path(args.output)
     report_file = output / "report.json"
@@ -157,32 +151,23 @@ def cmd_base_policy(args) -> int:
     for task, demos in zip(
         args.tasks, args.demos * len(args.tasks) if len(args.demos) == 1 else args.demos, strict=True
     ):
-        folder = output / task
-        summary_file = folder / "demos" / "summary.json"
-        if not summary_file.is_file() or json.loads(summary_file.read_text())["episodes"] != demos:
-            goals = [
-                {"seed": args.demo_seed + i, "max_steps": args.demo_max_steps, "record_mode": "all"}
-                for i in range(demos)
-            ]
-            title = f"{task}: {demos} expert demonstrations"
-            run_sim_episodes(task, goals, folder / "demos", {}, title)
-        expert = json.loads(summary_file.read_text())
-        if not (folder / "data" / "episodes.json").is_file():
-            build_dataset(folder / "demos" / "episodes", folder / "data")
-        started = time.monotonic()
-        config = BCConfig(
-            dataset=str(folder / "data"),
-            output=str(folder / "bc"),
-            steps=args.steps,
+        config = BasePolicyConfig(
+            task=task,
+            demos=demos,
+            output=str(output / task),
+            demo_seed=args.demo_seed,
+            demo_max_steps=args.demo_max_steps,
+            bc_steps=args.steps,
             batch_size=args.batch_size,
             threads=args.threads,
         )
-        checkpoint = train(config)
+        started = time.monotonic()
+        checkpoint, expert = train_base_policy(config)
         train_minutes = (time.monotonic() - started) / 60
         goals = [{"init_state_id": i, "record_mode": "all"} for i in parse_range(args.eval_init_states)]
         overrides = {"policy_server": {"backend": "vla", "checkpoint": str(checkpoint.resolve()), "temperature": 0.0}}
         title = f"{task}: greedy base policy on initial states {args.eval_init_states}"
-        evaluation = run_sim_episodes(task, goals, folder / "eval", overrides, title)
+        evaluation = run_sim_episodes(task, goals, output / task / "eval", overrides, title)
         report[task] = {
             "demos": demos,
             "expert_successes": expert["successes"],
@@ -199,7 +184,7 @@ def cmd_base_policy(args) -> int:
             f"{task}: {row['demos']} demos ({row['expert_successes']} successful), {row['bc_steps']} BC steps -> "
             f"{row['successes']}/{row['episodes']} on held-out states (95% CI {low:.2f}-{high:.2f})"
         )
-    print(f"report: {output / 'report.json'}")
+    print(f"report: {report_file}")
     return 0
 
 
@@ -335,6 +320,19 @@ def cmd_loop(args) -> int:
     summary = run_loop(config, SimCollector(), on_phase=lambda r, phase, _: print(f"round {r}: {phase} done"))
     print((Path(args.output) / "report.md").read_text())
     return 0 if summary["rounds"] or args.rounds == 0 else 1
+
+
+def cmd_loop_demo(args) -> int:
+    from wmpo_bringup.loop_demo import LoopDemoConfig, run_loop_demo
+
+    config = LoopDemoConfig.from_yaml(Path(args.config))
+    output = Path(args.output)
+    summary = run_loop_demo(config, output)
+    print((output / "loop" / "report.md").read_text())
+    before = summary["base_success_rate"]
+    after = summary["rounds"][-1]["eval_success_rate"] if summary["rounds"] else before
+    print(f"{config.task}: success {before:.2f} before WMPO, {after:.2f} after; report {output / 'loop' / 'report.md'}")
+    return 0
 
 
 def cmd_episodes(args) -> int:
@@ -537,6 +535,11 @@ def main(argv=None) -> int:
     loop.add_argument("--sampler-steps", type=int, default=10)
     loop.add_argument("--threads", type=int, default=2)
     loop.set_defaults(func=cmd_loop)
+
+    loop_demo = sub.add_parser("loop-demo", help="the main job: the WMPO loop from nothing (demos, BC, world model)")
+    loop_demo.add_argument("--config", default=str(DEFAULT_LOOP_DEMO), help="a LoopDemoConfig YAML")
+    loop_demo.add_argument("--output", default="runs/loop_demo")
+    loop_demo.set_defaults(func=cmd_loop_demo)
 
     init = sub.add_parser("init-vla", help="build a VLA checkpoint from local pretrained SigLIP + Llama folders")
     init.add_argument("--vision", required=True, help="SiglipVisionModel folder (save_pretrained)")

@@ -135,6 +135,9 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
             folder, "evaluate", collect(config.task, improved["policy"], eval_goals, folder / "eval", 0.0)
         )
         on_phase(r, "evaluate", evaluated)
+        strips = folder / "strips.png"
+        if not strips.is_file():
+            _write_strips(strips, aligned["world_model"], evaluated["dataset"], config)
         deployed = _finished(folder, "deploy") or _finish(folder, "deploy", _deploy(output, improved["policy"]))
         on_phase(r, "deploy", deployed)
 
@@ -144,6 +147,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
                 "round": r,
                 "collected_success_rate": collected["success_rate"],
                 "imagined_success_rate": improved["imagined_success_rate"],
+                "imagined_success_per_iteration": improved["imagined_success_per_iteration"],
                 "eval_success_rate": evaluated["success_rate"],
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
                 "policy": improved["policy"],
@@ -180,10 +184,32 @@ def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, st
         )
     )
     history = json.loads((output / "history.json").read_text())
+    per_iteration = [h["imagined_success_rate"] for h in history]
     return {
         "policy": str(checkpoint),
-        "imagined_success_rate": float(np.mean([h["imagined_success_rate"] for h in history])),
+        "imagined_success_rate": float(np.mean(per_iteration)),
+        "imagined_success_per_iteration": per_iteration,
     }
+
+
+def _write_strips(path: Path, world_model: str, evaluated: str, config: LoopConfig) -> None:
+    """Real vs imagined: the round's first evaluation episode, re-imagined by the aligned world
+    model under the actions the new policy really took (rows: real, imagined)."""
+    import torch
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_worldmodel.fidelity import imagine_episode, write_strips
+    from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
+
+    torch.set_num_threads(config.threads)
+    pipeline = WorldModelPipeline.load(world_model)
+    episode = EpisodeDataset(Path(evaluated)).episode(0)
+    generator = torch.Generator().manual_seed(0)
+    imagined = imagine_episode(
+        pipeline, episode["frames"], episode["actions"], num_inference_steps=config.sampler_steps, generator=generator
+    )
+    real = to_uint8_frames(to_model_frames(np.asarray(episode["frames"])[None], imagined.shape[1], "cpu"))[0]
+    write_strips(path, [("real", real), ("imagined", imagined)])
 
 
 def write_report(output: Path, summary: dict) -> None:
@@ -198,7 +224,7 @@ def write_report(output: Path, summary: dict) -> None:
         (f"round {r['round']}", r["eval_success_rate"], r["eval_success_rate_95ci"], r["imagined_success_rate"])
         for r in summary["rounds"]
     ]
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure, (axis, per_iteration) = plt.subplots(1, 2, figsize=(11, 3.5))
     x = np.arange(len(rows))
     rates = np.array([row[1] for row in rows])
     low = rates - np.array([row[2][0] for row in rows])
@@ -206,13 +232,25 @@ def write_report(output: Path, summary: dict) -> None:
     axis.errorbar(x, rates, yerr=[low, high], fmt="o-", capsize=4, label="real (held-out start states)")
     imagined = [(i, row[3]) for i, row in enumerate(rows) if row[3] is not None]
     if imagined:
-        axis.plot(*zip(*imagined, strict=True), "s--", label="imagined (during WMPO)")
+        axis.plot(*zip(*imagined, strict=True), "s--", label="imagined (mean during WMPO)")
     axis.set_xticks(x, [row[0] for row in rows])
     axis.set_ylabel("success rate")
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(f"WMPO on {summary['task']}, P = {summary['budget_per_round']} real episodes per round")
+    iteration = 0
+    for r in summary["rounds"]:
+        values = r["imagined_success_per_iteration"]
+        steps = np.arange(iteration, iteration + len(values)) + 1
+        per_iteration.plot(steps, values, "o-", label=f"round {r['round']}")
+        iteration += len(values)
+    per_iteration.set_xlabel("WMPO iteration")
+    per_iteration.set_ylabel("imagined success rate")
+    per_iteration.set_ylim(0, 1)
+    per_iteration.grid(alpha=0.3)
+    if summary["rounds"]:
+        per_iteration.legend()
     figure.tight_layout()
     figure.savefig(output / "success.png", dpi=120)
     plt.close(figure)
@@ -227,4 +265,7 @@ def write_report(output: Path, summary: dict) -> None:
     for name, rate, (lo, hi), imagined_rate in rows:
         shown = "-" if imagined_rate is None else f"{imagined_rate:.2f}"
         lines.append(f"| {name} | {rate:.2f} ({lo:.2f}-{hi:.2f}) | {shown} |")
+    for r in summary["rounds"]:
+        lines += ["", f"Round {r['round']}: a real evaluation episode and its imagination (rows: real, imagined):", ""]
+        lines.append(f"![round {r['round']} strips](round_{r['round']}/strips.png)")
     (output / "report.md").write_text("\n".join(lines) + "\n")

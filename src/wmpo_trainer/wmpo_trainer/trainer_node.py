@@ -18,6 +18,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from wmpo_episodes.ranges import parse_range
 from wmpo_interfaces.action import TrainWMPO
 
 PARAMETERS = {
@@ -29,11 +30,6 @@ PARAMETERS = {
     "sampler_steps": (10, "denoising steps per imagined chunk"),
     "threads": (2, "torch CPU threads"),
 }
-
-
-def parse_range(text: str) -> list[int]:
-    first, last = text.split(":")
-    return list(range(int(first), int(last)))
 
 
 class TrainerNode(Node):

@@ -45,6 +45,14 @@ def imagine_episode(world_model: WorldModelPipeline, frames: np.ndarray, actions
     return np.concatenate([first, imagined])
 
 
+def write_strips(path: Path, strips: list[tuple[str, np.ndarray]], frames_across: int = 12) -> None:
+    """One PNG row per (name, uint8 (T, S, S, 3) frames), every k-th frame so that about
+    ``frames_across`` frames fit; rows are in the given order (e.g. real first, then imagined)."""
+    every = max(1, len(strips[0][1]) // frames_across)
+    rows = [np.concatenate(list(frames[::every][:frames_across]), axis=1) for _, frames in strips]
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+
+
 def episode_fidelity(
     world_model: WorldModelPipeline,
     data: EpisodeDataset,
@@ -152,9 +160,7 @@ def write_report(
     figure.savefig(output / "psnr_ssim.png", dpi=120)
     plt.close(figure)
 
-    every = max(1, len(strips[0][1]) // 12)  # about 12 frames across
-    rows = [np.concatenate(list(frames[::every][:12]), axis=1) for _, frames in strips]
-    Image.fromarray(np.concatenate(rows, axis=0)).save(output / "strips.png")
+    write_strips(output / "strips.png", strips)
 
     lines = [
         f"# World-model fidelity on {len(indices)} held-out episodes ({held_out.path})",

@@ -83,6 +83,8 @@ def test_readme_documents_every_node_parameter():
     from wmpo_episodes.episode_manager_node import PARAMETERS as manager
     from wmpo_episodes.recorder_node import PARAMETERS as recorder
     from wmpo_policy.policy_server_node import PARAMETERS as policy
+    from wmpo_robot_io.arm_node import HARDWARE_PARAMETERS as hardware
+    from wmpo_robot_io.arm_node import MOVEIT_PARAMETERS as moveit
     from wmpo_robot_io.arm_node import PARAMETERS as arm
     from wmpo_robot_io.arm_node import SAFETY_PARAMETERS as safety
     from wmpo_robot_io.camera_node import PARAMETERS as camera
@@ -91,5 +93,6 @@ def test_readme_documents_every_node_parameter():
     readme = (ROOT / "README.md").read_text()
     names = [*manager, *recorder, *policy, *arm, *camera, *ARM_PARAMETERS, *CAMERA_PARAMETERS]
     names += [f"safety.{key}" for key in safety]
+    names += [*hardware, *(f"moveit.{key}" for key in moveit)]
     missing = [name for name in names if f"`{name}`" not in readme]
     assert not missing, f"README lacks parameters {missing}"

@@ -3,53 +3,13 @@ Each is refused or clipped with a clear report, and no node crashes."""
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseStamped
-from graph_helpers import running_sim_graph
-from rclpy.action import ActionClient
+from diagnostic_msgs.msg import DiagnosticStatus
+from graph_helpers import ArmDriver, diagnostic, running_sim_graph, spin_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from wmpo_interfaces.action import ExecuteChunk
-from wmpo_interfaces.msg import ActionChunk
-from wmpo_interfaces.srv import ResetEpisode
-
 pytestmark = pytest.mark.graph
-
-
-class ArmDriver:
-    """Direct access to the arm node, bypassing the policy (as a buggy policy would)."""
-
-    def __init__(self, node):
-        self.node = node
-        self.execute = ActionClient(node, ExecuteChunk, "arm/execute_chunk")
-        self.reset_client = node.create_client(ResetEpisode, "arm/reset")
-        self.release = node.create_client(Trigger, "arm/release_estop")
-        self.estop = node.create_publisher(Bool, "estop", 10)
-        self.bad_images = node.create_publisher(Image, "camera/image_raw", 10)
-        self.diagnostics: list[DiagnosticStatus] = []
-        self.poses: list[PoseStamped] = []
-        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diagnostics.extend(m.status), 50)
-        node.create_subscription(PoseStamped, "arm/eef_pose", self.poses.append, 50)
-        assert self.execute.wait_for_server(timeout_sec=30) and self.reset_client.wait_for_service(timeout_sec=30)
-
-    def call(self, client, request):
-        future = client.call_async(request)
-        self.node.spin_until(future, 30.0)
-        return future.result()
-
-    def reset(self, seed=0):
-        assert self.call(self.reset_client, ResetEpisode.Request(task="Lift", seed=seed, init_state_id=-1)).success
-
-    def run_chunk(self, actions: np.ndarray):
-        chunk = ActionChunk(horizon=len(actions), action_dim=7, actions=[float(v) for v in actions.reshape(-1)])
-        chunk.header.stamp = self.node.get_clock().now().to_msg()
-        send = self.execute.send_goal_async(ExecuteChunk.Goal(chunk=chunk))
-        self.node.spin_until(send, 30.0)
-        result = send.result().get_result_async()
-        self.node.spin_until(result, 30.0)
-        return result.result()
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +23,6 @@ def graph(tmp_path_factory):
 @pytest.fixture(scope="module")
 def arm(graph):
     return ArmDriver(graph[1])
-
-
-def spin_until(node, predicate, timeout=10.0):
-    """Spin the test node until ``predicate()`` is truthy (graph state, not a fixed sleep)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        node.spinner.spin_once(timeout_sec=0.05)
-    return predicate()
-
-
-def diagnostic(arm, kind):
-    return next((s for s in arm.diagnostics if any(v.key == "kind" and v.value == kind for v in s.values)), None)
 
 
 def test_malformed_images_are_rejected_with_a_clear_log_and_no_crash(graph, arm):

@@ -1,5 +1,8 @@
 """Arm node: executes action chunks on an arm backend, always through the safety filter.
 
+``arm_node`` drives a hardware backend chosen by the ``backend`` parameter (``moveit``: MoveIt 2 through
+moveit_py, configured by ``moveit.*``); the simulated arm runs in sim_node.
+
 Interfaces (relative to the node name, ``arm`` by default):
   action  ~/execute_chunk  wmpo_interfaces/ExecuteChunk   one chunk, open loop, one action per step
   service ~/reset          wmpo_interfaces/ResetEpisode   start of an episode
@@ -21,6 +24,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.time import Time
@@ -32,6 +36,7 @@ from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ArmAction, TaskState
 from wmpo_interfaces.srv import ResetEpisode
 from wmpo_robot_io.arms.base import Arm, ArmState
+from wmpo_robot_io.arms.moveit_arm import MoveItArm, MoveItArmConfig, MoveItError, MoveItPyClient
 from wmpo_robot_io.safety import ChunkRefused, Intervention, SafetyFilter, SafetyLimits
 
 SAFETY_PARAMETERS = {
@@ -46,6 +51,31 @@ SAFETY_PARAMETERS = {
 }
 PARAMETERS = {
     "real_time_factor": (0.0, "pace steps at control rate x this factor (0 = as fast as possible; sim only)"),
+}
+HARDWARE_PARAMETERS = {  # arm_node only (not sim_node)
+    "backend": ("moveit", "hardware arm backend: moveit (MoveIt 2 through moveit_py)"),
+}
+MOVEIT_PARAMETERS = {  # moveit.<key>: the MoveItArmConfig field of that name, with its default
+    "robot_name": "robot name for MoveItConfigsBuilder",
+    "moveit_config_package": "the robot's MoveIt config package (URDF, SRDF, kinematics, pipelines)",
+    "moveit_cpp_file": "MoveItCpp settings YAML (planning scene monitor, pipelines), relative to the package",
+    "group": "planning group of the arm",
+    "ee_link": "link moved by the actions (the tool centre point)",
+    "base_frame": "frame of poses and deltas; must be MoveIt's planning frame (REP-105)",
+    "home_state": "SRDF named state of the arm that reset moves to",
+    "gripper_group": "planning group of the gripper",
+    "gripper_open_state": "SRDF named state of the open gripper",
+    "gripper_closed_state": "SRDF named state of the closed gripper",
+    "gripper_joints": "gripper joints published with the arm's joint states [m]",
+    "planning_pipeline": "MoveIt planning pipeline",
+    "step_planner_id": "planner of each action step (LIN: straight end-effector line)",
+    "named_planner_id": "planner of reset and gripper motions",
+    "planning_time": "time budget per plan [s]",
+    "ik_timeout": "time budget per IK query [s]",
+    "max_velocity_scaling": "fraction of the joint velocity limits, (0, 1]",
+    "max_acceleration_scaling": "fraction of the joint acceleration limits, (0, 1]",
+    "control_freq": "the policy's nominal control rate [Hz]; each step blocks until executed",
+    "instruction": "the task instruction reset returns ('' = the episode goal's)",
 }
 
 
@@ -206,19 +236,19 @@ class ArmNode(Node):
                 goal_handle.canceled()
                 result.message = f"canceled after {index} steps"
                 break
-            try:  # e-stop or the watchdog may have fired during the chunk
-                self.filter.check_chunk(actions[index:], time.monotonic(), 0.0)
+            tick = time.monotonic()
+            try:  # e-stop or the watchdog may have fired during the chunk; the backend may refuse the step
+                self.filter.check_chunk(actions[index:], tick, 0.0)
+                safe, events = self.filter.filter_step(action, state.eef_pos)
+                for event in events:
+                    self.report(event)
+                state = self.arm.apply(safe)
             except ChunkRefused as refusal:
                 self.arm.hold()
                 self.report(refusal.intervention)
                 goal_handle.abort()
                 result.message = f"stopped after {index} steps: {refusal.intervention.message}"
                 break
-            tick = time.monotonic()
-            safe, events = self.filter.filter_step(action, state.eef_pos)
-            for event in events:
-                self.report(event)
-            state = self.arm.apply(safe)
             self.publish_step(state, action, safe, modified=bool(events))
             result.steps_executed = index + 1
             feedback.step = state.step
@@ -277,7 +307,7 @@ class ArmNode(Node):
         stamp = Time(nanoseconds=state.stamp_ns).to_msg()
         joints = JointState()
         joints.header.stamp = stamp
-        joints.name = list(state.joint_names) + ["finger_joint1", "finger_joint2"]
+        joints.name = [*state.joint_names, *state.gripper_joint_names]
         joints.position = [float(v) for v in np.concatenate([state.joint_pos, state.gripper_qpos])]
         self.joint_pub.publish(joints)
         pose = PoseStamped()
@@ -308,17 +338,43 @@ class ArmNode(Node):
             self.task_state_pub.publish(task_state)
 
 
+def moveit_config(node: Node) -> MoveItArmConfig:
+    """The MoveIt backend's configuration from the node's ``moveit.*`` parameters."""
+    values = {key: node.get_parameter(f"moveit.{key}").value for key in MOVEIT_PARAMETERS}
+    return MoveItArmConfig(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+
+
 def main(args=None):
     """Hardware arms only; the simulated arm runs inside sim_node."""
     rclpy.init(args=args)
     node = ArmNode()
-    node.get_logger().fatal(
-        "no hardware arm backend is available yet (the MoveIt backend comes with the physical-arm work); "
-        "for the simulated arm run sim_node"
-    )
-    node.destroy_node()
-    rclpy.try_shutdown()
-    raise SystemExit(1)
+    for key, (default, doc) in HARDWARE_PARAMETERS.items():
+        node.declare_parameter(key, default, ParameterDescriptor(description=doc))
+    defaults = MoveItArmConfig()
+    for key, doc in MOVEIT_PARAMETERS.items():
+        node.declare_parameter(f"moveit.{key}", getattr(defaults, key), ParameterDescriptor(description=doc))
+    executor = MultiThreadedExecutor(num_threads=4)
+    arm = None
+    try:
+        backend = node.get_parameter("backend").value
+        if backend != "moveit":
+            raise ValueError(f"unknown arm backend {backend!r}; backends: moveit (the simulated arm runs in sim_node)")
+        config = moveit_config(node)
+        arm = MoveItArm(config, MoveItPyClient(config))
+        node.start(arm)
+        executor.add_node(node)
+        executor.spin()
+    except (ValueError, SafetyConfigError, MoveItError) as error:
+        node.get_logger().fatal(str(error))
+        raise SystemExit(1) from None
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if arm is not None:
+            arm.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ class Intervention:
 
 
 class ChunkRefused(Exception):
-    """A chunk that must not be executed at all; ``intervention`` says why."""
+    """A chunk (or its rest) that must not be executed; ``intervention`` says why. Raised by the filter
+    and by arm backends that refuse a step."""
 
     def __init__(self, intervention: Intervention):
         super().__init__(intervention.message)

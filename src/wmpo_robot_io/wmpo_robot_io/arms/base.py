@@ -21,6 +21,7 @@ class ArmState:
     gripper_qpos: np.ndarray  # finger joint positions, m
     success: bool | None = None  # the task's success predicate, None where the backend cannot know
     objects: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # sim only
+    gripper_joint_names: tuple[str, ...] = ("finger_joint1", "finger_joint2")  # of gripper_qpos
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,11 @@ class Arm(ABC):
 
     @abstractmethod
     def apply(self, action: np.ndarray) -> ArmState:
-        """Apply one safe (7,) action for one control step; return the state after it."""
+        """Apply one safe (7,) action for one control step; return the state after it.
+
+        Raises ChunkRefused when the backend refuses or fails the step (e.g. an unreachable target);
+        the node then holds the arm and aborts the chunk.
+        """
 
     @abstractmethod
     def hold(self) -> None:

@@ -14,11 +14,14 @@ class CameraError(RuntimeError):
 class Frame:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     stamp_ns: int  # capture time, ns since the Unix epoch
+    frame_number: int | None = None  # the device's frame counter, where it has one
+    clock: str = "host"  # what stamp_ns measures: "host" (host clock at read) or the backend's own clock
 
 
 @dataclass(frozen=True)
 class Intrinsics:
-    """Pinhole intrinsics in pixels (plumb-bob model, no distortion unless given)."""
+    """Pinhole intrinsics in pixels. ``distortion_model`` and ``distortion`` as in sensor_msgs/CameraInfo
+    ("plumb_bob": k1, k2, t1, t2, k3; "equidistant": k1..k4); no distortion unless given."""
 
     width: int
     height: int
@@ -27,6 +30,16 @@ class Intrinsics:
     cx: float
     cy: float
     distortion: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
+    distortion_model: str = "plumb_bob"
+
+
+@dataclass(frozen=True)
+class FrameCounts:
+    """Counted since ``connect``: frames ``read`` returned, and frames the device numbered that never
+    reached ``read`` (gaps in the frame numbers: lost on USB, in the driver, or in a full queue)."""
+
+    received: int = 0
+    dropped: int = 0
 
 
 class Camera(ABC):
@@ -43,6 +56,10 @@ class Camera(ABC):
     @abstractmethod
     def intrinsics(self) -> Intrinsics | None:
         """Intrinsics of the frames ``read`` returns (None until known)."""
+
+    def frame_counts(self) -> FrameCounts | None:
+        """Frames received and dropped so far; None where the backend cannot tell drops."""
+        return None
 
     def disconnect(self) -> None:
         """Release the device."""

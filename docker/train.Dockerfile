@@ -6,7 +6,10 @@ FROM python:3.11-slim-bookworm
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV DEBIAN_FRONTEND=noninteractive \
-    MUJOCO_GL=egl
+    MUJOCO_GL=egl \
+    PATH=/wmpo/.venv/bin:$PATH \
+    AMENT_PREFIX_PATH=/wmpo/.venv \
+    ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 
 # hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends \

@@ -96,3 +96,16 @@ def test_readme_documents_every_node_parameter():
     names += [*hardware, *(f"moveit.{key}" for key in moveit)]
     missing = [name for name in names if f"`{name}`" not in readme]
     assert not missing, f"README lacks parameters {missing}"
+
+
+def test_compose_services_build_the_dockerfiles_and_start_what_exists():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    for name, service in compose["services"].items():
+        assert (ROOT / "docker" / service["build"]["context"] / service["build"]["dockerfile"]).is_file(), name
+    robot = compose["services"]["robot"]
+    assert robot["command"][:4] == ["ros2", "launch", "wmpo_bringup", "robot.launch.py"]
+    assert (ROOT / "src" / "wmpo_bringup" / "launch" / "robot.launch.py").is_file()
+    assert "network_mode" in robot and any(v.startswith("/dev:") for v in robot["volumes"])
+    assert compose["services"]["train"]["command"] == ["make", "demo"]

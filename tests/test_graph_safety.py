@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from graph_helpers import ArmDriver, diagnostic, running_sim_graph, spin_until
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker
 
 pytestmark = pytest.mark.graph
 
@@ -80,4 +82,21 @@ def test_estop_latches_refuses_chunks_until_released(graph, arm):
     assert arm.call(arm.release, Trigger.Request()).success
     wrapped = arm.run_chunk(np.zeros((8, 7)))
     assert wrapped.status == 4 and wrapped.result.steps_executed == 8
+    processes.check()
+
+
+def test_the_safety_box_is_published_latched_for_rviz(graph):
+    processes, node, _ = graph
+    markers = []
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    node.create_subscription(Marker, "arm/safety_box", markers.append, latched)
+    box = spin_until(node, lambda: markers, timeout=30)
+    assert box, "no safety box marker (it is latched: a late subscriber must still get it)"
+    marker = box[0]
+    points = np.array([(p.x, p.y, p.z) for p in marker.points])
+    assert marker.type == Marker.LINE_LIST and marker.header.frame_id == "world" and len(points) == 24  # 12 edges
+    np.testing.assert_allclose(points.min(axis=0), [-0.40, -0.40, 0.805])  # sim.yaml's safety.workspace_*
+    np.testing.assert_allclose(points.max(axis=0), [0.38, 0.40, 1.35])
+    edges = points.reshape(12, 2, 3)
+    assert all(np.count_nonzero(a != b) == 1 for a, b in edges)  # every edge runs along one axis
     processes.check()

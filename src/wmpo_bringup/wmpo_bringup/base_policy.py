@@ -1,7 +1,7 @@
 """A base policy from nothing: scripted-expert demonstrations through the sim graph -> dataset ->
 behaviour cloning. Every step is skipped when its output is complete, so a re-run resumes."""
 
-import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,20 +21,25 @@ class BasePolicyConfig:
 
 
 def expert_dataset(config: BasePolicyConfig) -> tuple[Path, dict]:
-    """Record the demonstrations (unless already there) and convert them; returns (dataset, summary)."""
-    from wmpo_episodes.dataset import build_dataset
+    """Record the demonstrations that are not on disk yet (a killed run resumes at the next seed)
+    and convert them once; returns (dataset folder, {"episodes", "successes"} of the demos)."""
+    from wmpo_episodes.dataset import EpisodeDataset, build_dataset
+    from wmpo_episodes.episodes import list_episodes
 
     folder = Path(config.output)
-    summary_file = folder / "demos" / "summary.json"
-    if not summary_file.is_file() or json.loads(summary_file.read_text())["episodes"] != config.demos:
-        goals = [
-            {"seed": config.demo_seed + i, "max_steps": config.demo_max_steps, "record_mode": "all"}
-            for i in range(config.demos)
-        ]
-        run_sim_episodes(config.task, goals, folder / "demos", {}, f"{config.task}: {config.demos} expert demos")
-    if not (folder / "data" / "episodes.json").is_file():
-        build_dataset(folder / "demos" / "episodes", folder / "data")
-    return folder / "data", json.loads(summary_file.read_text())
+    bags = folder / "demos" / "episodes"
+    seeds = range(config.demo_seed, config.demo_seed + config.demos)
+    recorded = {e.summary["seed"] for e in list_episodes(bags) if e.outcome != "incomplete"}
+    missing = [seed for seed in seeds if seed not in recorded]
+    if missing:
+        goals = [{"seed": seed, "max_steps": config.demo_max_steps, "record_mode": "all"} for seed in missing]
+        run_sim_episodes(config.task, goals, folder / "demos", {}, f"{config.task}: {len(goals)} expert demos")
+    demos = [e for e in list_episodes(bags) if e.outcome != "incomplete" and e.summary["seed"] in seeds]
+    data = folder / "data"
+    if not (data / "episodes.json").is_file() or len(EpisodeDataset(data).records) != len(demos):
+        shutil.rmtree(data, ignore_errors=True)  # derived from the bags: rebuilt when demos were added
+        build_dataset(bags, data)
+    return data, {"episodes": len(demos), "successes": sum(e.outcome == "success" for e in demos)}
 
 
 def train_base_policy(config: BasePolicyConfig) -> tuple[Path, dict]:

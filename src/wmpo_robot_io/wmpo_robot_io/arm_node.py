@@ -9,6 +9,7 @@ Interfaces (relative to the node name, ``arm`` by default):
   service ~/release_estop  std_srvs/Trigger               clear a latched e-stop
   sub     estop            std_msgs/Bool                  true latches the e-stop (arm holds)
   sub     camera/camera_info                              observation watchdog
+  pub     ~/safety_box (visualization_msgs/Marker, latched): the workspace box's edges, for rviz
   pub     ~/joint_states, ~/eef_pose, ~/eef_path, ~/commanded_action, ~/executed_action, ~/task_success,
           sim/task_state (simulation only), /diagnostics (every safety intervention)
 """
@@ -18,7 +19,7 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse
@@ -27,10 +28,12 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker
 
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ArmAction, TaskState
@@ -87,6 +90,23 @@ def quat_msg(pose, xyzw) -> None:
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in xyzw)
 
 
+def box_marker(limits: SafetyLimits, frame_id: str) -> Marker:
+    """The workspace box as 12 red edges (LINE_LIST) in the arm's base frame [m]."""
+    marker = Marker(type=Marker.LINE_LIST, action=Marker.ADD, ns="safety_box", id=0)
+    marker.header.frame_id = frame_id
+    marker.pose.orientation.w = 1.0
+    marker.scale.x = 0.005  # line width, m
+    marker.color.r, marker.color.a = 1.0, 0.8
+    lo, hi = limits.workspace_min, limits.workspace_max
+    corners = [(x, y, z) for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    for i, a in enumerate(corners):
+        for b in corners[i + 1 :]:
+            if sum(u != v for u, v in zip(a, b, strict=True)) == 1:  # corners one axis apart: an edge
+                marker.points += [Point(x=float(a[0]), y=float(a[1]), z=float(a[2]))]
+                marker.points += [Point(x=float(b[0]), y=float(b[1]), z=float(b[2]))]
+    return marker
+
+
 class ArmNode(Node):
     """Call ``start(arm)`` once the backend exists; limits are read from ``safety.*`` then."""
 
@@ -112,6 +132,8 @@ class ArmNode(Node):
         self.success_pub = self.create_publisher(Bool, "~/task_success", 10)
         self.task_state_pub = self.create_publisher(TaskState, "sim/task_state", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.safety_box_pub = self.create_publisher(Marker, "~/safety_box", latched)
         self.create_subscription(Bool, "estop", self._on_estop, 10, callback_group=inputs)
         self.create_subscription(CameraInfo, "camera/camera_info", self._on_camera_info, 10, callback_group=inputs)
         self.create_service(Trigger, "~/release_estop", self._on_release_estop, callback_group=inputs)
@@ -130,6 +152,7 @@ class ArmNode(Node):
         self.filter = SafetyFilter(self.limits_for(arm), arm.action_scale)
         self.arm = arm
         lim = self.filter.limits
+        self.safety_box_pub.publish(box_marker(lim, arm.frame_id))
         self.get_logger().info(
             f"{type(arm).__name__} ready; workspace {lim.workspace_min}..{lim.workspace_max} m, "
             f"<= {lim.max_translation_per_step * 1000:.0f} mm and {lim.max_rotation_per_step:.2f} rad per step"

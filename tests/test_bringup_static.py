@@ -1,6 +1,7 @@
 """Static checks: the graph definition, its params, the launch files, package metadata, Dockerfiles."""
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -109,3 +110,12 @@ def test_compose_services_build_the_dockerfiles_and_start_what_exists():
     assert (ROOT / "src" / "wmpo_bringup" / "launch" / "robot.launch.py").is_file()
     assert "network_mode" in robot and any(v.startswith("/dev:") for v in robot["volumes"])
     assert compose["services"]["train"]["command"] == ["make", "demo"]
+
+
+def test_a_jobs_private_graph_gets_its_own_domain_unless_one_is_chosen(monkeypatch):
+    from wmpo_bringup.environment import private_domain_id
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", "42")
+    assert private_domain_id() == 42
+    monkeypatch.delenv("ROS_DOMAIN_ID")
+    assert private_domain_id() == 1 + os.getpid() % 100  # not the default domain 0 that other jobs share

@@ -4,6 +4,13 @@ import os
 import sys
 
 
+def private_domain_id() -> int:
+    """The ROS_DOMAIN_ID of a job's own graph (an evaluation, a collection): ROS_DOMAIN_ID when it
+    is set, else one derived from this process id (1-100), so that two jobs on one machine do not
+    answer each other's services (same node names on one domain would)."""
+    return int(os.environ.get("ROS_DOMAIN_ID") or 1 + os.getpid() % 100)
+
+
 def node_environment(robot: bool = False, domain_id: int | None = None, log_dir: str | None = None) -> dict:
     """A copy of os.environ completed with what the nodes need.
 

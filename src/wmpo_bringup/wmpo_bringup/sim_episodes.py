@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from wmpo_bringup.environment import node_environment
+from wmpo_bringup.environment import node_environment, private_domain_id
 from wmpo_episodes.success_rate import wilson_interval
 
 
@@ -28,7 +28,9 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
     console = Console()
     output = output.resolve()
     overrides = {**overrides, "recorder": {"output_dir": str(output / "episodes"), **overrides.get("recorder", {})}}
-    env = node_environment(log_dir=str(output / "logs" / "ros"))
+    domain = private_domain_id()
+    env = node_environment(domain_id=domain, log_dir=str(output / "logs" / "ros"))
+    console.print(f"sim graph on ROS_DOMAIN_ID={domain} (set ROS_DOMAIN_ID to choose it)")
     rows = []
     started = time.monotonic()
     with GraphProcesses("sim", output / "logs", overrides=overrides, env=env) as processes:

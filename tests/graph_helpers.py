@@ -18,7 +18,7 @@ from wmpo_bringup.episode_client import EpisodeClient
 from wmpo_bringup.runner import GraphProcesses
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ActionChunk
-from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording
+from wmpo_interfaces.srv import ResetEpisode
 
 FAST_SIM = {"camera": {"image_size": 64}}
 
@@ -39,20 +39,12 @@ def running_sim_graph(tmp: Path, domain_id: int, overrides: dict | None = None):
     try:
         if not client.wait_for_graph(timeout=90.0):
             processes.check()
-            raise TimeoutError("the episode manager was not discovered within 90 s")
-        wait_for_services(client, processes, SERVICES)
+            raise TimeoutError("the episode manager and its services were not discovered within 90 s")
         yield processes, client, episodes
     finally:
         client.destroy_node()
         processes.stop()
         rclpy.try_shutdown(context=context)
-
-
-SERVICES = {
-    "arm/reset": ResetEpisode,
-    "policy_server/get_action_chunk": GetActionChunk,
-    "recorder/start": StartRecording,
-}
 
 
 def wait_for_services(node, processes, services: dict, timeout: float = 90.0) -> None:

@@ -1,5 +1,6 @@
 """A client of the episode manager's RunEpisode action (used by ``wmpo demo`` and the tests)."""
 
+import time
 from dataclasses import dataclass
 
 from rclpy.action import ActionClient
@@ -8,6 +9,13 @@ from rclpy.node import Node
 
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
+from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording
+
+GRAPH_SERVICES = {
+    "arm/reset": ResetEpisode,
+    "policy_server/get_action_chunk": GetActionChunk,
+    "recorder/start": StartRecording,
+}
 
 
 @dataclass(frozen=True)
@@ -28,8 +36,20 @@ class EpisodeClient(Node):
         self.spinner.spin_until_future_complete(future, timeout_sec=timeout)
 
     def wait_for_graph(self, timeout: float) -> bool:
-        """Wait until the episode manager's action server is discovered."""
-        return self.client.wait_for_server(timeout_sec=timeout)
+        """Wait until the episode manager's action server and the services it calls (the arm, the
+        policy server, the recorder) are discovered: nodes that load models take a while to start,
+        and an episode sent earlier would end incomplete."""
+        deadline = time.monotonic() + timeout
+        if not self.client.wait_for_server(timeout_sec=timeout):
+            return False
+        for name, kind in GRAPH_SERVICES.items():
+            client = self.create_client(kind, name)
+            try:
+                if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
+                    return False
+            finally:
+                self.destroy_client(client)
+        return True
 
     def run_episode(
         self,

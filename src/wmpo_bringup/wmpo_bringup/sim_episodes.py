@@ -40,7 +40,7 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
         try:
             if not client.wait_for_graph(timeout=120.0):
                 processes.check()
-                raise GraphError("the episode manager did not come up within 120 s")
+                raise GraphError("the episode manager and its services did not come up within 120 s")
             with Progress(console=console) as progress:
                 bar = progress.add_task(f"{task} episodes", total=len(goals))
                 for goal in goals:

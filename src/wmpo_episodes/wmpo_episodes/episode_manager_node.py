@@ -129,7 +129,7 @@ class EpisodeManager(Node):
             response.message = f"episode {episode.episode_id} labelled {request.outcome} at step {episode.num_steps}"
             self.get_logger().info(f"operator: {response.message}")
         if not response.success:
-            self.get_logger().warn(f"label refused: {response.message}")
+            self.get_logger().warning(f"label refused: {response.message}")
         if episode is not None:
             response.episode_id, response.step = episode.episode_id, episode.num_steps
         return response
@@ -183,7 +183,7 @@ class EpisodeManager(Node):
         cannot tell success; no label then means incomplete."""
         wait = self.param("label_timeout")
         if not self._label.done() and not success_known and wait > 0:
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"episode {summary.episode_id}: budget spent; waiting {wait:.0f} s for the operator's label "
                 "(wmpo label success | failure)"
             )

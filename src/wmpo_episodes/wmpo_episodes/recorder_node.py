@@ -65,7 +65,7 @@ class Recorder(Node):
             String, "~/recovered", QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         )
         for path in recover_incoming(self.output_dir):
-            self.get_logger().warn(f"recovered an interrupted episode as incomplete: {path}")
+            self.get_logger().warning(f"recovered an interrupted episode as incomplete: {path}")
             recovered_pub.publish(String(data=str(path)))
 
         self._lock = threading.Lock()
@@ -173,7 +173,7 @@ class Recorder(Node):
             if self._bag is not None:
                 summary = dict(self._start_summary, outcome="incomplete", end_time=self.get_clock().now().nanoseconds)
                 path = self._close(summary, keep=True)
-                self.get_logger().warn(f"shutting down mid-episode: kept {path} as incomplete")
+                self.get_logger().warning(f"shutting down mid-episode: kept {path} as incomplete")
 
 
 def main(args=None):

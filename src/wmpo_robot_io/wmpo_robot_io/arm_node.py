@@ -197,7 +197,7 @@ class ArmNode(Node):
         self.filter.release_estop()
         response.success = True
         response.message = "e-stop released" if was else "e-stop was not latched"
-        self.get_logger().warn(response.message)
+        self.get_logger().warning(response.message)
         return response
 
     def _on_camera_info(self, _msg: CameraInfo) -> None:
@@ -302,7 +302,7 @@ class ArmNode(Node):
         if event.refused:
             self.get_logger().error(f"safety: {event.kind}: {event.message}")
         else:
-            self.get_logger().warn(f"safety: {event.kind}: {event.message}")
+            self.get_logger().warning(f"safety: {event.kind}: {event.message}")
         status = DiagnosticStatus()
         status.level = DiagnosticStatus.ERROR if event.refused else DiagnosticStatus.WARN
         status.name = f"{self.get_name()}: safety filter"

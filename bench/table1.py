@@ -88,7 +88,12 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
         rollouts = json.loads((out / "wmpo" / "round_0" / "collect.json").read_text())["dataset"]
 
         def run_dpo(seed=seed, out=out, rollouts=rollouts):
-            trained = dpo.train(dpo.DPOConfig(policy=policy, rollouts=[rollouts], output=str(out / "dpo"), seed=seed))
+            try:
+                trained = dpo.train(
+                    dpo.DPOConfig(policy=policy, rollouts=[rollouts], output=str(out / "dpo"), seed=seed)
+                )
+            except ValueError as error:  # all P rollouts succeeded or all failed: no preference pairs
+                return {**base, "note": f"no DPO update ({error}); the base policy's evaluation"}
             return collect(task, str(trained), eval_goals, out / "dpo_eval", 0.0)
 
         cells["DPO"].append(cell(out / "DPO.json", run_dpo))

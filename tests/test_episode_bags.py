@@ -152,3 +152,17 @@ def test_record_modes_keep_failures_and_the_configured_share_of_successes(mode, 
     assert sum(kept) == kept_of_eight
     if 0 < share < 1:  # spread evenly, not the first ones
         assert kept == [(n + 1) % round(1 / share) == 0 for n in range(8)]
+
+
+def test_rosbag2_snapshot_recorder_buffers_every_episode_topic():
+    from wmpo_episodes.layout import RECORDED_TOPICS, SUMMARY_TOPIC
+    from wmpo_episodes.rosbag2_snapshot import snapshot_record_command
+
+    command = snapshot_record_command("episodes/snapshots", 50_000_000)
+    assert command[:3] == ["ros2", "bag", "record"]
+    assert "--snapshot-mode" in command
+    assert command[command.index("--max-cache-size") + 1] == "50000000"
+    assert command[command.index("--output") + 1] == "episodes/snapshots"
+    assert command[command.index("--topics") + 1 :] == [*RECORDED_TOPICS, SUMMARY_TOPIC]
+    with pytest.raises(ValueError, match="max_cache_bytes must be > 0"):
+        snapshot_record_command("episodes/snapshots", 0)

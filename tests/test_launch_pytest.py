@@ -16,11 +16,12 @@ from launch_ros.substitutions import FindPackageShare  # noqa: E402
 from wmpo_bringup.graph import graph  # noqa: E402
 
 
-def launch(mode: str):
+def launch(mode: str, **arguments: str):
     share = FindPackageShare("wmpo_bringup")
+    arguments = {"rviz": "false", **arguments}
     return LaunchDescription(
         [
-            IncludeLaunchDescription([share, f"/launch/{mode}.launch.py"], launch_arguments={"rviz": "false"}.items()),
+            IncludeLaunchDescription([share, f"/launch/{mode}.launch.py"], launch_arguments=arguments.items()),
             launch_pytest.actions.ReadyToTest(),
         ]
     )
@@ -66,6 +67,12 @@ def robot_launch():
 
 
 @launch_pytest.fixture
+def robot_snapshot_launch(tmp_path_factory):
+    output = tmp_path_factory.mktemp("snapshots") / "bag"
+    return launch("robot", rosbag2_snapshot="true", snapshot_dir=str(output), snapshot_cache_mb="50")
+
+
+@launch_pytest.fixture
 def imagine_launch():
     return launch("imagine")
 
@@ -91,6 +98,15 @@ def test_robot_launch_without_hardware_starts_the_rest_and_refuses_the_arm():
         assert wait_for(node, lambda: expected <= set(node.get_node_names())), node.get_node_names()
         assert wait_for(node, lambda: "/episode_manager/label" in names_and_types(node))
         assert "/arm/execute_chunk/_action/send_goal" not in names_and_types(node)  # refused: no limits
+
+
+@pytest.mark.launch(fixture=robot_snapshot_launch)
+def test_robot_launch_with_rosbag2_snapshot_offers_the_snapshot_service_to_the_episode_manager():
+    from wmpo_episodes.rosbag2_snapshot import SNAPSHOT_SERVICE
+
+    with probe() as node:
+        assert wait_for(node, lambda: SNAPSHOT_SERVICE in names_and_types(node)), names_and_types(node)
+        assert wait_for(node, lambda: "/episode_manager/label" in names_and_types(node))
 
 
 @pytest.mark.launch(fixture=imagine_launch)

@@ -110,6 +110,11 @@ def test_realsense_without_a_device_is_a_clear_error():
         ("wmpo_robot_io.arm_node", ["-p", "backend:=servo"], "unknown arm backend 'servo'"),
         ("wmpo_robot_io.arm_node", ["-p", "moveit.max_velocity_scaling:=2.0"], "must be in (0, 1], got 2.0"),
         ("wmpo_worldmodel.world_model_node", ["-p", "world_model:=/nonexistent"], "not a world-model checkpoint"),
+        (
+            "wmpo_episodes.episode_manager_node",
+            ["-p", "snapshot_service:=/rosbag2_recorder/snapshot"],
+            "snapshot_service needs rosbag2_interfaces",
+        ),
     ],
 )
 def test_node_processes_exit_non_zero_with_the_reason(tmp_path, ros_domain, module, args, message):

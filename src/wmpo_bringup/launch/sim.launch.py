@@ -16,6 +16,7 @@ def generate_launch_description():
                     "mode": "sim",
                     "params_file": LaunchConfiguration("params_file", default=""),
                     "rviz": LaunchConfiguration("rviz", default="true"),
+                    "rosbag2_snapshot": LaunchConfiguration("rosbag2_snapshot", default="false"),
                 }.items(),
             )
         ]

@@ -265,6 +265,7 @@ def cmd_train_wmpo(args) -> int:
         real_context_fraction=args.real_context_fraction,
         sampler_steps=args.sampler_steps,
         threads=args.threads,
+        device=args.device,
     )
     train(config)
     return 0
@@ -499,6 +500,7 @@ def main(argv=None) -> int:
     wmpo.add_argument("--real-context-fraction", type=float, default=0.0, help="groups starting mid-episode")
     wmpo.add_argument("--sampler-steps", type=int, default=10)
     wmpo.add_argument("--threads", type=int, default=2)
+    wmpo.add_argument("--device", default="cpu", help="torch device (under torchrun, cuda = cuda:LOCAL_RANK)")
     wmpo.set_defaults(func=cmd_train_wmpo)
 
     dpo = sub.add_parser("dpo", help="DPO baseline on success/failure rollouts")

@@ -15,6 +15,10 @@ Labels: the simulated arm reports success itself. A physical arm cannot: the ope
 running episode through ~/label, which ends it at once with that outcome. When the budget runs out
 and neither the arm nor the operator has said success, the manager waits ``label_timeout`` seconds
 for the operator's verdict; without one the episode ends incomplete (0 = no waiting: failure).
+
+rosbag2 snapshots (ROS machines): with ``snapshot_service`` set (``/rosbag2_recorder/snapshot``
+of ``ros2 bag record --snapshot-mode``, which the launch file's ``rosbag2_snapshot:=true``
+starts), every episode that did not succeed also has rosbag2 write its in-memory buffer.
 """
 
 import uuid
@@ -31,6 +35,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
 from std_msgs.msg import String
 
+from wmpo_episodes.rosbag2_snapshot import snapshot_service_type
 from wmpo_interfaces.action import ExecuteChunk, RunEpisode
 from wmpo_interfaces.msg import EpisodeSummary
 from wmpo_interfaces.srv import GetActionChunk, LabelEpisode, ResetEpisode, StartRecording, StopRecording
@@ -44,6 +49,7 @@ PARAMETERS = {
     "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
     "label_timeout": (0.0, "seconds to wait for the operator's label when the arm cannot tell success (0 = none)"),
     "success_share": (0.0, "record mode failures: share of successful episodes kept as well (0..1)"),
+    "snapshot_service": ("", "rosbag2 Snapshot service called after every unsuccessful episode ('' = none)"),
 }
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
 
@@ -86,6 +92,13 @@ class EpisodeManager(Node):
         self.start_client = self.create_client(StartRecording, "recorder/start", callback_group=group)
         self.stop_client = self.create_client(StopRecording, "recorder/stop", callback_group=group)
         self.execute_client = ActionClient(self, ExecuteChunk, "arm/execute_chunk", callback_group=group)
+        self.snapshot_client = None
+        if self.param("snapshot_service"):
+            try:
+                snapshot = snapshot_service_type()
+            except ImportError as error:
+                raise ValueError(str(error)) from None
+            self.snapshot_client = self.create_client(snapshot, self.param("snapshot_service"), callback_group=group)
         self._busy = False
         self._running: EpisodeSummary | None = None  # the episode now running, for ~/label
         self._label = Future()  # completed by ~/label with (outcome, step)
@@ -202,6 +215,20 @@ class EpisodeManager(Node):
             return EpisodeSummary.OUTCOME_SUCCESS
         return EpisodeSummary.OUTCOME_FAILURE
 
+    async def _take_snapshot(self, summary) -> None:
+        """Have rosbag2 write its buffer (the lead-up to this unsuccessful episode); errors are logged."""
+        name = self.param("snapshot_service")
+        try:
+            if not self.snapshot_client.service_is_ready():
+                raise EpisodeError(f"{name} is not available (is `ros2 bag record --snapshot-mode` running?)")
+            request = self.snapshot_client.srv_type.Request()
+            answer = await self._call(self.snapshot_client, request, self.param("service_wait"), name)
+            if not answer.success:
+                raise EpisodeError(f"{name} answered failure")
+            self.get_logger().info(f"episode {summary.episode_id}: rosbag2 snapshot written")
+        except EpisodeError as error:
+            self.get_logger().error(f"episode {summary.episode_id}: no rosbag2 snapshot: {error}")
+
     async def _run(self, goal_handle):
         goal = goal_handle.request
         mode = goal.record_mode or self.param("record_mode")
@@ -303,6 +330,8 @@ class EpisodeManager(Node):
                 result.bag_path = stopped.bag_path
             except EpisodeError as error:
                 self.get_logger().error(f"could not close the episode bag: {error}")
+        if self.snapshot_client is not None and summary.outcome != EpisodeSummary.OUTCOME_SUCCESS:
+            await self._take_snapshot(summary)
         result.summary = summary
         self.get_logger().info(
             f"episode {summary.episode_id}: {summary.outcome} after {summary.num_steps} steps"

@@ -8,6 +8,9 @@ the RL temperature -> rewards from the reward model (success anywhere in the sli
 drop groups whose rollouts all agree and sample more (dynamic sampling) -> group-normalised
 advantages -> token-level clipped updates (no KL), masking the chunks after the success frame ->
 a policy checkpoint. TensorBoard: imagined success rate, loss, clip fraction, ratio.
+
+Under torchrun the update is data parallel (wmpo_trainer.data_parallel): rank 0 imagines and
+writes, every rank takes its share of each mini-batch.
 """
 
 import json
@@ -23,6 +26,7 @@ from tqdm import tqdm
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel
 from wmpo_trainer.grpo import GRPOConfig, chunk_mask, group_advantages, informative_groups
 from wmpo_trainer.policy_update import Trajectories, grpo_update
 from wmpo_worldmodel.imagination import ImaginedBatch, imagine, start_context
@@ -113,56 +117,66 @@ def train(config: WMPOConfig) -> Path:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
+    parallel, device = init_data_parallel(config.device)
     output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "wmpo_config.json").write_text(json.dumps(asdict(config), indent=2))
     grpo = config.grpo
     checkpoints = sorted((output / "checkpoints").glob("iter_*"), key=lambda p: int(p.name.split("_")[1]))
-    policy = VLAPolicy.from_pretrained(checkpoints[-1] if checkpoints else config.policy, config.device)
-    world_model = WorldModelPipeline.load(config.world_model, config.device)
-    reward = VideoRewardModel.from_pretrained(config.reward_model, config.device)
-    starts = [
-        (data.episode(i)["frames"], data.records[i].instruction)
-        for data in (EpisodeDataset(Path(p)) for p in config.starts)
-        for i in range(len(data))
-    ]
+    policy = VLAPolicy.from_pretrained(checkpoints[-1] if checkpoints else config.policy, device)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=grpo.learning_rate, weight_decay=0.0)
     done = 0  # iterations finished
     if checkpoints:
-        state = torch.load(checkpoints[-1] / TRAINER_STATE, weights_only=True)
+        state = torch.load(checkpoints[-1] / TRAINER_STATE, weights_only=True, map_location=device)
         optimizer.load_state_dict(state["optimizer"])
         done = int(state["iteration"])
-    imagine_fn = imagine
-    if config.ray_workers > 0:
-        from wmpo_trainer.distributed import RayImagination
-
-        imagine_fn = RayImagination(config.ray_workers, config.policy, config.world_model, config.reward_model)
     rng = np.random.default_rng(config.seed + done)
-    generator = torch.Generator().manual_seed(config.seed + done)
-    writer = SummaryWriter(str(output / "tb"))
     horizon = policy.model.config.chunk_size
-    history_file = output / "history.json"
-    history = json.loads(history_file.read_text()) if history_file.exists() else []
+    if parallel.is_main:  # imagination, logs and checkpoints
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "wmpo_config.json").write_text(json.dumps(asdict(config), indent=2))
+        world_model = WorldModelPipeline.load(config.world_model, device)
+        reward = VideoRewardModel.from_pretrained(config.reward_model, device)
+        starts = [
+            (data.episode(i)["frames"], data.records[i].instruction)
+            for data in (EpisodeDataset(Path(p)) for p in config.starts)
+            for i in range(len(data))
+        ]
+        imagine_fn = imagine
+        if config.ray_workers > 0:
+            from wmpo_trainer.distributed import RayImagination
+
+            imagine_fn = RayImagination(config.ray_workers, config.policy, config.world_model, config.reward_model)
+        generator = torch.Generator().manual_seed(config.seed + done)
+        writer = SummaryWriter(str(output / "tb"))
+        history_file = output / "history.json"
+        history = json.loads(history_file.read_text()) if history_file.exists() else []
 
     # -- iterations --------------------------------------------------------------------------------
-    for iteration in tqdm(range(done + 1, config.iterations + 1), desc="WMPO", unit="iteration"):
+    iterations = range(done + 1, config.iterations + 1)
+    for iteration in tqdm(iterations, desc="WMPO", unit="iteration", disable=not parallel.is_main):
         started = time.monotonic()
         policy.model.eval()
-        batch, counts = collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn)
-        row = {"iteration": iteration, **counts}
-        if batch is not None:
-            rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, grpo.group_size)
-            trajectories = Trajectories(
-                observations=batch.frames[:, ::horizon][:, : batch.num_chunks],  # the frames the policy saw
-                instructions=batch.instructions,
-                bins=batch.bins,
-                old_log_probs=batch.log_probs,
-                advantages=group_advantages(rewards).view(-1),
-                token_mask=chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon)[:, :, None]
-                .expand_as(batch.bins)
-                .clone(),
-            )
-            row.update(grpo_update(policy, optimizer, trajectories, grpo, rng))
+        trajectories, row = None, {"iteration": iteration}
+        if parallel.is_main:
+            batch, counts = collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn)
+            row.update(counts)
+            if batch is not None:
+                rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, grpo.group_size)
+                trajectories = Trajectories(
+                    observations=batch.frames[:, ::horizon][:, : batch.num_chunks],  # the frames the policy saw
+                    instructions=batch.instructions,
+                    bins=batch.bins,
+                    old_log_probs=batch.log_probs,
+                    advantages=group_advantages(rewards).view(-1),
+                    token_mask=chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon)[:, :, None]
+                    .expand_as(batch.bins)
+                    .clone(),
+                )
+        # Every rank updates on rank 0's batch with the same mini-batch order.
+        trajectories, update_seed = broadcast_from_main((trajectories, int(rng.integers(2**31))), parallel)
+        if trajectories is not None:
+            row.update(grpo_update(policy, optimizer, trajectories, grpo, np.random.default_rng(update_seed), parallel))
+        if not parallel.is_main:
+            continue
         row["seconds"] = round(time.monotonic() - started, 1)
         for key, value in row.items():
             if key != "iteration":
@@ -171,9 +185,10 @@ def train(config: WMPOConfig) -> Path:
         state = {"optimizer": optimizer.state_dict(), "iteration": iteration}
         policy.save_pretrained(output / "checkpoints" / f"iter_{iteration}", extra={TRAINER_STATE: state})
         history_file.write_text(json.dumps(history, indent=2))
-    writer.close()
-    if config.ray_workers > 0:
-        imagine_fn.shutdown()
     final = output / "checkpoints" / f"iter_{config.iterations}"
-    print(f"checkpoint: {final}")
+    if parallel.is_main:
+        writer.close()
+        if config.ray_workers > 0:
+            imagine_fn.shutdown()
+        print(f"checkpoint: {final}")
     return final

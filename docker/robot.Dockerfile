@@ -20,9 +20,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 
 WORKDIR /ws
 # Python dependencies that are not ROS packages (the ROS wheels of requirements.txt are not used here).
-COPY requirements.txt requirements.lock ./
+COPY requirements.txt requirements.lock requirements-nodeps.txt ./
 RUN grep -vE '^(ros-|catkin-pkg|setuptools|wheel|#|$)' requirements.txt > /tmp/requirements-robot.txt \
-    && python3 -m pip install --ignore-installed -r /tmp/requirements-robot.txt
+    && python3 -m pip install --ignore-installed -r /tmp/requirements-robot.txt \
+    && python3 -m pip install --no-deps -r requirements-nodeps.txt
 
 COPY src/ src/
 RUN . /opt/ros/jazzy/setup.bash && colcon build --symlink-install --event-handlers console_direct-

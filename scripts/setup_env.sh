@@ -39,12 +39,14 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     log "creating venv $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-pip_hash="$(inputs_hash "$ROOT/requirements.txt" "$ROOT/requirements.lock")"
+pip_hash="$(inputs_hash "$ROOT/requirements.txt" "$ROOT/requirements.lock" "$ROOT/requirements-nodeps.txt")"
 if ! is_current pip "$pip_hash"; then
     log "pip: installing requirements (pinned by requirements.lock)"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pip==24.3.1"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -r "$ROOT/requirements.txt" -c "$ROOT/requirements.lock" 2> >(grep -v "is ignored: it is neither" >&2)
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        -r "$ROOT/requirements-nodeps.txt" 2> >(grep -v "is ignored: it is neither" >&2)
     rm -f "$STAMPS/cmake-fix" "$STAMPS/interfaces"
     mark_current pip "$pip_hash"
 fi

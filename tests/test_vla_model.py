@@ -27,10 +27,11 @@ SMALL = {
 }
 
 
-def small_policy(decoding="parallel", seed=0) -> VLAPolicy:
+def small_policy(decoding="parallel", seed=0, instruction_encoder="tokens") -> VLAPolicy:
     torch.manual_seed(seed)
     tokenizer = build_tokenizer(INSTRUCTIONS, vocab_size=300)
-    model = VLAForActionPrediction(VLAConfig(text_vocab_size=300, decoding=decoding, **SMALL)).eval()
+    config = VLAConfig(text_vocab_size=300, decoding=decoding, instruction_encoder=instruction_encoder, **SMALL)
+    model = VLAForActionPrediction(config).eval()
     stats = ActionStats.from_actions(np.random.default_rng(0).uniform(-1, 1, (200, 7)))
     return VLAPolicy(model, tokenizer, stats)
 
@@ -169,3 +170,35 @@ def test_tiny_model_overfits_a_handful_of_chunks(decoding):
     greedy, _ = policy.model.generate_bins(**batch)
     accuracy = (greedy == targets).float().mean().item()
     assert loss.item() < 0.5 and accuracy > 0.9, (loss.item(), accuracy)
+
+
+def test_minilm_embeds_instructions_with_its_real_weights():
+    from wmpo_policy.vla.instruction_encoder import InstructionEncoder
+
+    encoder = InstructionEncoder()
+    texts = ["pick up the red cube", "lift the red block", "insert the square into the stick"]
+    embeddings = encoder(texts)
+    assert embeddings.shape == (3, 384)
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(3))
+    similar, unrelated = float(embeddings[0] @ embeddings[1]), float(embeddings[0] @ embeddings[2])
+    assert similar > unrelated + 0.2, (similar, unrelated)  # a paraphrase is closer than another task
+    torch.testing.assert_close(encoder(texts[::-1]), embeddings.flip(0))  # cached, order kept
+
+
+def test_vla_with_minilm_instructions_uses_them_and_round_trips(tmp_path):
+    policy = small_policy(instruction_encoder="minilm")
+    frames = images(2)
+    inputs = policy.encode(frames, INSTRUCTIONS)
+    assert inputs["instruction_embeddings"].shape == (2, 384)
+    logits = policy.model.action_logits(**inputs)
+    shifted = policy.model.action_logits(
+        **{**inputs, "instruction_embeddings": inputs["instruction_embeddings"].flip(0)}
+    )
+    assert not torch.allclose(logits, shifted)  # the embedding token reaches the action slots
+    with pytest.raises(ValueError, match="instruction_embeddings"):
+        policy.model.action_logits(**{k: v for k, v in inputs.items() if k != "instruction_embeddings"})
+    loaded = VLAPolicy.from_pretrained(policy.save_pretrained(tmp_path / "vla"))
+    assert loaded.model.config.instruction_encoder == "minilm"
+    _, bins, logps = policy.predict(frames, INSTRUCTIONS)
+    _, loaded_bins, loaded_logps = loaded.predict(frames, INSTRUCTIONS)
+    assert torch.equal(bins, loaded_bins) and torch.equal(logps, loaded_logps)

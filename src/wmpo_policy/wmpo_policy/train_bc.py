@@ -51,6 +51,7 @@ class BCConfig:
     image_size: int = 64  # px, the policy's input (frames are resized); 64 matches the CPU world model
     patch_size: int = 8  # px; (image_size / patch_size)^2 image tokens
     decoding: str = "parallel"  # parallel | autoregressive
+    instruction_encoder: str = "tokens"  # tokens | minilm (a frozen MiniLM sentence embedding as well)
     model_overrides: dict = field(default_factory=dict)  # VLAConfig fields (bigger models on GPU)
     init_checkpoint: str = ""  # start from a VLA checkpoint folder instead of a fresh tiny model
     checkpoint_every: int = 500
@@ -107,7 +108,12 @@ def train(config: BCConfig) -> Path:
             "vision_config": {"image_size": config.image_size, "patch_size": config.patch_size},
             **config.model_overrides,
         }
-        model_config = VLAConfig(text_vocab_size=512, decoding=config.decoding, **overrides)
+        model_config = VLAConfig(
+            text_vocab_size=512,
+            decoding=config.decoding,
+            instruction_encoder=config.instruction_encoder,
+            **overrides,
+        )
         policy = VLAPolicy(VLAForActionPrediction(model_config), tokenizer, ActionStats.from_actions(used_actions))
         policy.model.to(config.device)
     model, stats, horizon = policy.model.train(), policy.stats, policy.model.config.chunk_size

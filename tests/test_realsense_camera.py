@@ -1,6 +1,7 @@
 """The RealSense backend on librealsense's own virtual device (rs.software_device): the real
 pyrealsense2 sensor, option, profile and frame interfaces, with frames the test pushes in."""
 
+import threading
 import time
 
 import numpy as np
@@ -196,13 +197,17 @@ def test_camera_node_publishes_device_stamps_camera_info_and_dropped_frames(rclp
 
 
 class SilentCamera(Camera):
-    """A backend that cannot count dropped frames and delivers none."""
+    """A backend that cannot count dropped frames and delivers none: each read blocks for its
+    timeout, as a driver waiting for a frame does, and returns at once after disconnect."""
 
     def connect(self) -> None:
-        pass
+        self.disconnected = threading.Event()
 
     def read(self, timeout: float) -> None:
-        time.sleep(timeout)
+        self.disconnected.wait(timeout)
+
+    def disconnect(self) -> None:
+        self.disconnected.set()
 
     def intrinsics(self) -> None:
         return None

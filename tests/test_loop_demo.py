@@ -49,6 +49,7 @@ def test_loop_demo_goes_from_nothing_to_a_deployed_policy_and_a_report(tmp_path,
     assert "before WMPO" in run.stdout and "after" in run.stdout
     demos = json.loads((output / "base" / "demos" / "summary.json").read_text())
     assert demos["episodes"] == 2 and demos["successes"] >= 1  # the scripted expert at the task's budget
+    assert demos["incomplete"] == sum(r["summary"]["outcome"] == "incomplete" for r in demos["results"])
     summary = json.loads((output / "loop" / "summary.json").read_text())
     assert len(summary["rounds"]) == 1 and len(summary["rounds"][0]["imagined_success_per_iteration"]) == 1
     assert (output / "loop" / "current").resolve().is_dir()

@@ -17,6 +17,9 @@ class BasePolicyConfig:
     demo_max_steps: int = 0  # the expert's step budget (0 = the task's)
     bc_steps: int = 1500
     batch_size: int = 32
+    image_size: int = 64  # px, the policy's input
+    patch_size: int = 8  # px
+    chunk_aligned: bool = True  # False: BC learns from every frame, not only chunk starts
     threads: int = 2
 
 
@@ -52,6 +55,9 @@ def train_base_policy(config: BasePolicyConfig) -> tuple[Path, dict]:
         output=str(Path(config.output) / "bc"),
         steps=config.bc_steps,
         batch_size=config.batch_size,
+        image_size=config.image_size,
+        patch_size=config.patch_size,
+        chunk_aligned=config.chunk_aligned,
         threads=config.threads,
     )
     return train(bc), expert

@@ -160,6 +160,9 @@ def cmd_base_policy(args) -> int:
             demo_max_steps=args.demo_max_steps,
             bc_steps=args.steps,
             batch_size=args.batch_size,
+            image_size=args.image_size,
+            patch_size=args.patch_size,
+            chunk_aligned=not args.all_frames,
             threads=args.threads,
         )
         started = time.monotonic()
@@ -177,6 +180,7 @@ def cmd_base_policy(args) -> int:
             "expert_successes": expert["successes"],
             "checkpoint": str(checkpoint),
             "bc_steps": args.steps,
+            "bc": {"image_size": args.image_size, "patch_size": args.patch_size, "all_frames": args.all_frames},
             "train_minutes_this_run": round(train_minutes, 1),
             "eval_init_states": args.eval_init_states,
             "eval_max_steps": args.eval_max_steps or TASKS[task].max_steps,
@@ -458,6 +462,9 @@ def main(argv=None) -> int:
     base.add_argument("--demo-max-steps", type=int, default=300, help="the expert's step budget per demonstration")
     base.add_argument("--steps", type=int, default=1500, help="BC optimizer steps per task")
     base.add_argument("--batch-size", type=int, default=32)
+    base.add_argument("--image-size", type=int, default=64, help="policy input size, px")
+    base.add_argument("--patch-size", type=int, default=8)
+    base.add_argument("--all-frames", action="store_true", help="BC learns from every frame, not only chunk starts")
     base.add_argument("--threads", type=int, default=2)
     base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last'")
     base.add_argument(

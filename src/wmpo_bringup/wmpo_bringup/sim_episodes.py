@@ -69,12 +69,16 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
         )
     console.print(table)
     successes = sum(r.summary["outcome"] == "success" for r in rows)
+    # Cut short by the graph (a node's timeout or crash), not by the policy: counted as failures,
+    # and reported so that an evaluation hit by them can be re-run.
+    incomplete = sum(r.summary["outcome"] == "incomplete" for r in rows)
     lengths = [r.summary["num_steps"] for r in rows if r.summary["outcome"] == "success"]
     low, high = wilson_interval(successes, len(rows))
     report = {
         "task": task,
         "episodes": len(rows),
         "successes": successes,
+        "incomplete": incomplete,
         "success_rate": successes / max(1, len(rows)),
         "success_rate_95ci": [round(low, 4), round(high, 4)],
         "mean_success_length": float(sum(lengths) / len(lengths)) if lengths else None,
@@ -83,7 +87,9 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
     }
     (output / "summary.json").write_text(json.dumps(report, indent=2))
     console.print(
-        f"{successes}/{len(rows)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s; "
+        f"{successes}/{len(rows)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s"
+        + (f", [red]{incomplete} incomplete (counted as failures; see the logs)[/red]" if incomplete else "")
+        + "; "
         f"bags in {output / 'episodes'}; summary in {output / 'summary.json'}"
     )
     return report

@@ -87,6 +87,7 @@ class PolicyServer(Node):
             if self.get_parameter("temporal_ensembling").value
             else None
         )
+        self.images_received = 0
         self.images_rejected = 0
         self._last_rejection = ""
         self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
@@ -150,6 +151,7 @@ class PolicyServer(Node):
             return
         with self._lock:
             self._images.append((Time.from_msg(msg.header.stamp).nanoseconds, image))
+            self.images_received += 1
             self._wake_waiting()
 
     def _report_rejection(self, reason: str) -> None:
@@ -208,8 +210,16 @@ class PolicyServer(Node):
 
     def _give_up(self, future: Future) -> None:
         with self._lock:
+            self._wake_waiting()  # a last look before giving up
             if not future.done():
                 future.cancel()
+
+    def _inputs_seen(self) -> str:
+        """What the server holds, for a timeout's message: a missing frame vs a stale one."""
+        with self._lock:
+            if not self._images:
+                return f"no image received yet, {self.images_rejected} rejected"
+            return f"newest image stamped {self._images[-1][0]} ns, {self.images_received} received"
 
     async def _next_observation(self, not_before: int, timeout: float) -> Observation | None:
         """Wait, without holding an executor thread, for an observation stamped >= not_before."""
@@ -229,7 +239,10 @@ class PolicyServer(Node):
         observation = await self._next_observation(not_before, request.timeout)
         if observation is None:
             response.success = False
-            response.message = f"no complete observation stamped >= {not_before} ns within {request.timeout:.1f} s"
+            response.message = (
+                f"no complete observation stamped >= {not_before} ns within {request.timeout:.1f} s"
+                f" ({self._inputs_seen()})"
+            )
             if self._last_rejection:
                 response.message += f" (last rejected image: {self._last_rejection})"
             self.get_logger().error(response.message)

@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from test_reward_model import toy_episode
 from test_world_model import tiny_pipeline
 
+from wmpo_bringup import cli
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset, write_subset
 from wmpo_worldmodel.fidelity import EpisodeFidelity, imagine_episode, summarize, write_report
 from wmpo_worldmodel.reward_model import VideoRewardModel
@@ -53,3 +55,17 @@ def test_report_re_imagines_held_out_episodes_under_their_actions(tmp_path):
     for name in ("report.json", "report.md", "psnr_ssim.png", "strips.png"):
         assert (tmp_path / "report" / name).is_file()
     assert json.loads((tmp_path / "report" / "report.json").read_text()) == report
+
+
+def test_cli_reports_trained_models_from_their_folders(tmp_path, capsys):
+    write_dataset(tmp_path / "held_out", [toy_episode(i, success=i == 0, steps=12) for i in range(2)])
+    world_model = tiny_pipeline().save_atomically(tmp_path / "wm")
+    reward = VideoRewardModel.tiny(image_size=16).save_pretrained(tmp_path / "reward")
+    argv = ["wm-fidelity", "--held-out", str(tmp_path / "held_out"), "--output", str(tmp_path / "report")]
+    argv += ["--reward-model", str(reward), "--sampler-steps", "2", "--threads", "1"]
+    assert cli.main(argv + ["--world-model", f"aligned={world_model}"]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["aligned"]["episodes"] == 2 and report["aligned"]["real_successes"] == 1
+    assert "| aligned |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="NAME=CHECKPOINT"):
+        cli.main(argv + ["--world-model", str(world_model)])

@@ -264,6 +264,28 @@ def cmd_wm_study(args) -> int:
     return 0 if report else 1
 
 
+def cmd_wm_fidelity(args) -> int:
+    import torch
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_worldmodel.fidelity import write_report
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(args.threads)
+    variants = {}
+    for item in args.world_model:
+        name, separator, path = item.partition("=")
+        if not separator or not name or not path:
+            raise SystemExit(f"--world-model takes NAME=CHECKPOINT, got {item!r}")
+        variants[name] = WorldModelPipeline.load(path)
+    reward = VideoRewardModel.from_pretrained(args.reward_model) if args.reward_model else None
+    held_out = EpisodeDataset(Path(args.held_out))
+    write_report(variants, held_out, Path(args.output), reward, args.episodes, sampler_steps=args.sampler_steps)
+    print((Path(args.output) / "report.md").read_text())
+    return 0
+
+
 def cmd_train_wmpo(args) -> int:
     from wmpo_trainer.grpo import GRPOConfig
     from wmpo_trainer.train_wmpo import WMPOConfig, train
@@ -516,6 +538,18 @@ def main(argv=None) -> int:
     study.add_argument("--report-episodes", type=int, default=0, help="0 = every held-out episode")
     study.add_argument("--threads", type=int, default=2)
     study.set_defaults(func=cmd_wm_study)
+
+    fidelity = sub.add_parser(
+        "wm-fidelity", help="trained world models on held-out real episodes: frame fidelity, outcome agreement"
+    )
+    fidelity.add_argument("--world-model", nargs="+", required=True, metavar="NAME=CHECKPOINT")
+    fidelity.add_argument("--reward-model", default="", help="judges the imagined episodes (outcome agreement)")
+    fidelity.add_argument("--held-out", required=True, help="dataset of real episodes no model trained on")
+    fidelity.add_argument("--output", default="runs/wm_fidelity")
+    fidelity.add_argument("--episodes", type=int, default=16, help="spread over the held-out set (0 = all)")
+    fidelity.add_argument("--sampler-steps", type=int, default=10)
+    fidelity.add_argument("--threads", type=int, default=2)
+    fidelity.set_defaults(func=cmd_wm_fidelity)
 
     wmpo = sub.add_parser("train-wmpo", help="GRPO of the VLA inside the world model")
     wmpo.add_argument("--policy", required=True)

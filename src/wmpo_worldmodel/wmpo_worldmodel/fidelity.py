@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from tqdm import tqdm
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.imagination import start_context
@@ -138,7 +139,7 @@ def write_report(
                 sampler=sampler,
                 generator=torch.Generator().manual_seed(seed + i),
             )
-            for i in indices
+            for i in tqdm(indices, desc=f"re-imagining ({name})", unit="episode")
         ]
         report[name] = summarize(results)
         if not strips:

@@ -10,29 +10,36 @@ from test_world_model import tiny_pipeline
 
 from wmpo_bringup import cli
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset, write_subset
-from wmpo_worldmodel.fidelity import EpisodeFidelity, imagine_episode, summarize, write_report
+from wmpo_worldmodel.fidelity import EpisodeFidelity, Judgement, imagine_episode, summarize, write_report
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
 torch.set_num_threads(1)
 
 
-def fidelity(real_success, imagined_success, psnr):
+NO_SUCCESS = Judgement(False, 0.1)
+
+
+def fidelity(real_success, imagined: Judgement, psnr, real: Judgement = NO_SUCCESS):
     frames = np.zeros((len(psnr) + 1, 4, 4, 3), np.uint8)
-    return EpisodeFidelity("e", real_success, imagined_success, np.array(psnr), np.array(psnr) / 100, frames, frames)
+    psnr = np.array(psnr)
+    return EpisodeFidelity("e", real_success, psnr, psnr / 100, frames, frames, imagined, real)
 
 
 def test_summary_bins_horizons_and_scores_outcomes_by_hand():
     results = [
-        fidelity(True, True, [30.0] * 8 + [20.0] * 8),
-        fidelity(False, True, [10.0] * 4),
-        fidelity(False, False, [20.0] * 10),
+        fidelity(True, Judgement(True, 0.7), [30.0] * 8 + [20.0] * 8, real=Judgement(True, 0.9)),
+        fidelity(False, Judgement(True, 0.8), [10.0] * 4),
+        fidelity(False, Judgement(False, 0.2), [20.0] * 10),
     ]
     summary = summarize(results)
     assert [b["steps"] for b in summary["per_horizon"]] == ["1-8", "9-16"]
     assert summary["per_horizon"][0]["psnr"] == (8 * 30 + 4 * 10 + 8 * 20) / 20
     assert summary["per_horizon"][1]["psnr"] == (8 * 20 + 2 * 20) / 10
-    assert summary["outcome_accuracy"] == 2 / 3
-    assert summary["outcome_f1"] == 2 * 1 / (2 * 1 + 1 + 0)  # tp 1, fp 1, fn 0
+    imagined, real_video = summary["imagined"], summary["real_video"]
+    assert imagined["accuracy"] == 2 / 3 and imagined["judged_successes"] == 2
+    assert imagined["f1"] == 2 * 1 / (2 * 1 + 1 + 0)  # tp 1, fp 1, fn 0
+    assert imagined["auroc"] == 0.5  # the success (0.7) outscores one failure (0.2) of two (0.8)
+    assert real_video["accuracy"] == 1.0 and real_video["auroc"] == 1.0
 
 
 def test_report_re_imagines_held_out_episodes_under_their_actions(tmp_path):
@@ -50,7 +57,7 @@ def test_report_re_imagines_held_out_episodes_under_their_actions(tmp_path):
         variants, held_out, tmp_path / "report", VideoRewardModel.tiny(image_size=16), sampler_steps=2
     )
     assert set(report) == {"a", "b"} and report["a"]["episodes"] == 2
-    assert report["a"]["real_successes"] == 1 and 0.0 <= report["a"]["outcome_accuracy"] <= 1.0
+    assert report["a"]["real_successes"] == 1 and 0.0 <= report["a"]["imagined"]["accuracy"] <= 1.0
     assert all(np.isfinite(b["psnr"]) for b in report["a"]["per_horizon"])
     for name in ("report.json", "report.md", "psnr_ssim.png", "strips.png"):
         assert (tmp_path / "report" / name).is_file()

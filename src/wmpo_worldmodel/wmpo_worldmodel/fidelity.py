@@ -3,7 +3,9 @@
 Each held-out real episode is re-imagined from its first frame (repeated as context) under its
 own recorded actions. Frame fidelity: PSNR and SSIM of imagined vs real frames (real frames
 resized to the model's size) at every horizon t = 1 .. T. Outcome agreement: the reward model
-judges the imagined episode; compare with the real label (accuracy, F1 of "success").
+judges the imagined episode; compare with the real label (accuracy, F1 of "success", and the
+AUROC of its peak window score). The reward model also judges the real video, which separates
+its own errors from the world model's.
 """
 
 import json
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from scipy.stats import mannwhitneyu
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
@@ -24,14 +27,23 @@ from wmpo_worldmodel.reward_model import VideoRewardModel
 
 
 @dataclass
+class Judgement:
+    """The reward model's reading of one episode's video."""
+
+    success: bool
+    score: float  # peak success probability over its windows
+
+
+@dataclass
 class EpisodeFidelity:
     episode_id: str
     real_success: bool
-    imagined_success: bool | None
     psnr: np.ndarray  # (T,) dB, horizon t = 1 .. T
     ssim: np.ndarray  # (T,)
     real: np.ndarray  # uint8 (T+1, S, S, 3)
     imagined: np.ndarray  # uint8 (T+1, S, S, 3), frame 0 = the real start frame
+    judged_imagined: Judgement | None = None  # None without a reward model
+    judged_real: Judgement | None = None
 
 
 def imagine_episode(world_model: WorldModelPipeline, frames: np.ndarray, actions: np.ndarray, **sampling) -> np.ndarray:
@@ -74,8 +86,32 @@ def episode_fidelity(
             for r, i in zip(real[1:], imagined[1:], strict=True)
         ]
     )
-    verdict = reward_model.judge(imagined).success if reward_model is not None else None
-    return EpisodeFidelity(record.episode_id, record.outcome == "success", verdict, psnr, ssim, real, imagined)
+    result = EpisodeFidelity(record.episode_id, record.outcome == "success", psnr, ssim, real, imagined)
+    if reward_model is not None:
+        result.judged_imagined, result.judged_real = (judge(reward_model, v) for v in (imagined, real))
+    return result
+
+
+def judge(reward_model: VideoRewardModel, frames: np.ndarray) -> Judgement:
+    verdict = reward_model.judge(frames)
+    return Judgement(verdict.success, float(verdict.scores.max()))
+
+
+def outcome_agreement(labels: np.ndarray, judgements: list[Judgement]) -> dict:
+    """Verdicts vs real labels (bool (N,)): accuracy, F1 of "success", judged successes, and the
+    AUROC of the scores (how well any threshold could separate; only with both labels present)."""
+    verdicts = np.array([j.success for j in judgements])
+    scores = np.array([j.score for j in judgements])
+    tp, fp, fn = (int(np.sum(labels & verdicts)), int(np.sum(~labels & verdicts)), int(np.sum(labels & ~verdicts)))
+    agreement = {
+        "accuracy": float(np.mean(labels == verdicts)),
+        "f1": 2 * tp / max(1, 2 * tp + fp + fn),
+        "judged_successes": int(verdicts.sum()),
+    }
+    if labels.any() and not labels.all():
+        u = mannwhitneyu(scores[labels], scores[~labels]).statistic
+        agreement["auroc"] = float(u / (labels.sum() * (~labels).sum()))
+    return agreement
 
 
 def summarize(results: list[EpisodeFidelity], horizon_bins: int = 8) -> dict:
@@ -94,15 +130,12 @@ def summarize(results: list[EpisodeFidelity], horizon_bins: int = 8) -> dict:
         "ssim": float(np.mean([v for r in results for v in r.ssim])),
         "per_horizon": per_bin,
     }
-    judged = [r for r in results if r.imagined_success is not None]
+    judged = [r for r in results if r.judged_imagined is not None]
     if judged:
-        real = np.array([r.real_success for r in judged])
-        imagined = np.array([r.imagined_success for r in judged])
-        tp = int(np.sum(real & imagined))
-        summary["outcome_accuracy"] = float(np.mean(real == imagined))
-        summary["outcome_f1"] = 2 * tp / max(1, 2 * tp + int(np.sum(~real & imagined)) + int(np.sum(real & ~imagined)))
-        summary["real_successes"] = int(real.sum())
-        summary["imagined_successes"] = int(imagined.sum())
+        labels = np.array([r.real_success for r in judged])
+        summary["real_successes"] = int(labels.sum())
+        summary["imagined"] = outcome_agreement(labels, [r.judged_imagined for r in judged])
+        summary["real_video"] = outcome_agreement(labels, [r.judged_real for r in judged])
     return summary
 
 
@@ -168,14 +201,25 @@ def write_report(
         "",
         f"Sampler {sampler}, {sampler_steps} steps. Strips (rows: {', '.join(n for n, _ in strips)}): strips.png",
         "",
-        "| variant | PSNR [dB] | SSIM | PSNR 1-8 | PSNR last bin | outcome accuracy | outcome F1 |",
-        "|---|---|---|---|---|---|---|",
+        "Outcome columns: the reward model's verdicts on the imagined videos vs the real labels"
+        " (judged successes / real successes, accuracy, F1, AUROC of the peak score).",
+        "",
+        "| variant | PSNR [dB] | SSIM | PSNR 1-8 | PSNR last bin | successes | accuracy | F1 | AUROC |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def outcome_cells(summary: dict, key: str) -> str:
+        if key not in summary:
+            return "- | - | - | -"
+        a = summary[key]
+        auroc = f"{a['auroc']:.2f}" if "auroc" in a else "-"
+        return f"{a['judged_successes']}/{summary['real_successes']} | {a['accuracy']:.2f} | {a['f1']:.2f} | {auroc}"
+
     for name, s in report.items():
-        lines.append(
-            f"| {name} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['per_horizon'][0]['psnr']:.2f} | "
-            f"{s['per_horizon'][-1]['psnr']:.2f} | {s.get('outcome_accuracy', float('nan')):.2f} | "
-            f"{s.get('outcome_f1', float('nan')):.2f} |"
-        )
+        first, last = s["per_horizon"][0]["psnr"], s["per_horizon"][-1]["psnr"]
+        frames = f"{s['psnr']:.2f} | {s['ssim']:.3f} | {first:.2f} | {last:.2f}"
+        lines.append(f"| {name} | {frames} | {outcome_cells(s, 'imagined')} |")
+    if reward_model is not None:  # the same reward model on the real videos: its own share of the errors
+        lines.append(f"| (real video) | - | - | - | - | {outcome_cells(next(iter(report.values())), 'real_video')} |")
     (output / "report.md").write_text("\n".join(lines) + "\n")
     return report

@@ -1,5 +1,7 @@
 """The policy server serving a VLA checkpoint over ROS in the multi-process sim graph."""
 
+import json
+
 import numpy as np
 import pytest
 from graph_helpers import running_sim_graph
@@ -8,6 +10,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from test_sim_graph import topic_messages
 from test_vla_model import small_policy
 
+from wmpo_bringup.cli import main
 from wmpo_episodes.episodes import read_episode_info
 
 pytestmark = pytest.mark.graph
@@ -59,3 +62,19 @@ def test_temporal_ensembling_blends_overlapping_chunks_in_the_graph(tmp_path, ro
     for previous, chunk in zip(chunks, chunks[1:], strict=False):
         np.testing.assert_allclose(chunk[:4], previous[4:], atol=1e-6)
     assert not np.allclose(chunks[1][4:], chunks[0][4:])  # new steps come from the new prediction
+
+
+def test_wmpo_eval_rolls_a_checkpoint_out_on_the_given_seeds(tmp_path, ros_domain):
+    """`wmpo eval --seeds` evaluates on seeded scenes (the demonstrations' own: their training
+    scenes), one bag each, instead of initial-state ids."""
+    checkpoint = small_policy().save_pretrained(tmp_path / "vla")
+    output = tmp_path / "eval"
+    argv = ["eval", "--checkpoint", str(checkpoint), "--seeds", "3,4", "--max-steps", "8", "--output", str(output)]
+    assert main(argv) == 0
+    results = json.loads((output / "summary.json").read_text())["results"]
+    assert [(r["summary"]["seed"], r["summary"]["init_state_id"]) for r in results] == [(3, -1), (4, -1)]
+    assert all(r["summary"]["num_steps"] == 8 for r in results)
+    cubes = [topic_messages(r["bag_path"])["/sim/task_state"][0].object_poses[0].position for r in results]
+    assert (cubes[0].x, cubes[0].y) != (cubes[1].x, cubes[1].y)  # two seeds, two scenes
+    with pytest.raises(SystemExit):  # one or the other
+        main([*argv, "--init-states", "1000:1002"])

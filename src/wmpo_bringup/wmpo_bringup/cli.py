@@ -6,7 +6,7 @@ wmpo run MODE             start a mode's graph (sim | robot | imagine) until Ctr
 wmpo graph MODE           print a mode's processes and nodes
 wmpo episodes list DIR    labels of the episode bags in DIR
 wmpo episodes recover DIR recover bags left by a killed recorder (labelled incomplete)
-wmpo eval                 greedy rollouts of a VLA checkpoint on held-out initial states
+wmpo eval                 greedy rollouts of a VLA checkpoint on initial states or seeds
 wmpo dataset EPS OUT      episode bags -> training dataset
 wmpo train-bc             behaviour cloning of the VLA on a dataset
 wmpo base-policy          expert demos -> dataset -> BC -> evaluation, per task (resumable)
@@ -73,19 +73,20 @@ def cmd_demo(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """Greedy rollouts of a VLA checkpoint on held-out initial states, through the real graph."""
+    """Greedy rollouts of a VLA checkpoint on initial-state ids or seeds, through the real graph."""
     from wmpo_policy.vla.policy import VLAPolicy
 
     policy = VLAPolicy.from_pretrained(args.checkpoint)  # fail early, with a clear error
-    goals = [
-        {"init_state_id": i, "max_steps": args.max_steps, "record_mode": args.record_mode}
-        for i in parse_range(args.init_states)
-    ]
+    # An initial-state id is a fixed, reproducible scene of the task; a seed draws one at random
+    # (as the expert demonstrations do: their seeds are the training scenes).
+    key, ids = ("seed", args.seeds) if args.seeds else ("init_state_id", args.init_states)
+    goals = [{key: i, "max_steps": args.max_steps, "record_mode": args.record_mode} for i in parse_range(ids)]
     overrides = {
         "camera": {"image_size": args.image_size},
         "policy_server": {"backend": "vla", "checkpoint": str(Path(args.checkpoint).resolve()), "temperature": 0.0},
     }
-    title = f"{args.task}: greedy VLA {args.checkpoint} ({policy.stats.id}) on initial states {args.init_states}"
+    where = f"seeds {args.seeds}" if args.seeds else f"initial states {args.init_states}"
+    title = f"{args.task}: greedy VLA {args.checkpoint} ({policy.stats.id}) on {where}"
     run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
     return 0
 
@@ -439,10 +440,12 @@ def main(argv=None) -> int:
     demo.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
     demo.add_argument("--output", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
-    evaluate = sub.add_parser("eval", help="greedy rollouts of a VLA checkpoint on held-out initial states")
+    evaluate = sub.add_parser("eval", help="greedy rollouts of a VLA checkpoint on initial states or seeds")
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--task", default="Lift", choices=list(TASKS))
-    evaluate.add_argument("--init-states", default="1000:1020", help="ids 'first:last' (exclusive) or 'a,b,c'")
+    scenes = evaluate.add_mutually_exclusive_group()
+    scenes.add_argument("--init-states", default="1000:1020", help="ids 'first:last' (exclusive) or 'a,b,c'")
+    scenes.add_argument("--seeds", default="", help="scene seeds instead, 'first:last' or 'a,b,c' (demos: 0:N)")
     evaluate.add_argument("--max-steps", type=int, default=0)
     evaluate.add_argument("--image-size", type=int, default=128)
     evaluate.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])

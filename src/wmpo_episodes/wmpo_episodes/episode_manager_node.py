@@ -24,17 +24,16 @@ starts), every episode that did not succeed also has rosbag2 write its in-memory
 import uuid
 from datetime import UTC, datetime
 
-import rclpy
 from action_msgs.msg import GoalStatus
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
 from std_msgs.msg import String
 
+from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.rosbag2_snapshot import snapshot_service_type
 from wmpo_interfaces.action import ExecuteChunk, RunEpisode
 from wmpo_interfaces.msg import EpisodeSummary
@@ -347,23 +346,7 @@ class EpisodeManager(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = EpisodeManager()
-    except ValueError as error:
-        rclpy.logging.get_logger("episode_manager").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(EpisodeManager, "episode_manager", args, num_threads=3)
 
 
 if __name__ == "__main__":

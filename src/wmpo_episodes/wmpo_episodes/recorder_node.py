@@ -18,16 +18,15 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from wmpo_episodes.bag_writer import EpisodeBagWriter
 from wmpo_episodes.layout import RECORDED_TOPICS
+from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.recovery import recover_incoming
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.srv import StartRecording, StopRecording
@@ -177,24 +176,7 @@ class Recorder(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = Recorder()
-    except ValueError as error:
-        rclpy.logging.get_logger("recorder").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close_as_incomplete()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(Recorder, "recorder", args, num_threads=2, on_exit=Recorder.close_as_incomplete)
 
 
 if __name__ == "__main__":

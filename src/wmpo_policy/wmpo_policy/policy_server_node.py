@@ -15,12 +15,10 @@ import threading
 from collections import deque
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
@@ -29,6 +27,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from wmpo_episodes.node_main import spin_node
 from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
 from wmpo_policy.backends import scripted_expert, vla_backend  # noqa: F401  (register the backends)
@@ -295,23 +294,7 @@ class PolicyServer(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = PolicyServer()
-    except ValueError as error:
-        rclpy.logging.get_logger("policy_server").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(PolicyServer, "policy_server", args, num_threads=3)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ One goal at a time. A goal re-sent with the same output folder resumes where the
 import threading
 import traceback
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.ranges import parse_range
 from wmpo_interfaces.action import TrainWMPO
 
@@ -123,18 +122,7 @@ class TrainerNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = TrainerNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(TrainerNode, "trainer", args, num_threads=4)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ import threading
 from collections import deque
 
 import numpy as np
-import rclpy
 import torch
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from wmpo_episodes.node_main import spin_node
 from wmpo_interfaces.srv import Imagine
 from wmpo_robot_io.images import ImageError, from_image_msg, to_image_msg
 
@@ -151,23 +150,7 @@ class WorldModelNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = WorldModelNode()
-    except (ValueError, OSError) as error:
-        rclpy.logging.get_logger("world_model").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(WorldModelNode, "world_model", args, num_threads=2, fatal=(ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -66,14 +66,15 @@ def test_temporal_ensembling_blends_overlapping_chunks_in_the_graph(tmp_path, ro
 
 def test_wmpo_eval_rolls_a_checkpoint_out_on_the_given_seeds(tmp_path, ros_domain):
     """`wmpo eval --seeds` evaluates on seeded scenes (the demonstrations' own: their training
-    scenes), one bag each, instead of initial-state ids."""
+    scenes), one bag each, instead of initial-state ids; --execute-steps asks for a new chunk
+    every 4 steps instead of every K = 8."""
     checkpoint = small_policy().save_pretrained(tmp_path / "vla")
     output = tmp_path / "eval"
     argv = ["eval", "--checkpoint", str(checkpoint), "--seeds", "3,4", "--max-steps", "8", "--output", str(output)]
-    assert main(argv) == 0
+    assert main([*argv, "--execute-steps", "4"]) == 0
     results = json.loads((output / "summary.json").read_text())["results"]
     assert [(r["summary"]["seed"], r["summary"]["init_state_id"]) for r in results] == [(3, -1), (4, -1)]
-    assert all(r["summary"]["num_steps"] == 8 for r in results)
+    assert all(r["summary"]["num_steps"] == 8 and r["summary"]["num_chunks"] == 2 for r in results)
     cubes = [topic_messages(r["bag_path"])["/sim/task_state"][0].object_poses[0].position for r in results]
     assert (cubes[0].x, cubes[0].y) != (cubes[1].x, cubes[1].y)  # two seeds, two scenes
     with pytest.raises(SystemExit):  # one or the other

@@ -83,7 +83,13 @@ def cmd_eval(args) -> int:
     goals = [{key: i, "max_steps": args.max_steps, "record_mode": args.record_mode} for i in parse_range(ids)]
     overrides = {
         "camera": {"image_size": args.image_size},
-        "policy_server": {"backend": "vla", "checkpoint": str(Path(args.checkpoint).resolve()), "temperature": 0.0},
+        "policy_server": {
+            "backend": "vla",
+            "checkpoint": str(Path(args.checkpoint).resolve()),
+            "temperature": 0.0,
+            "temporal_ensembling": args.temporal_ensembling,
+        },
+        "episode_manager": {"execute_steps": args.execute_steps},
     }
     where = f"seeds {args.seeds}" if args.seeds else f"initial states {args.init_states}"
     title = f"{args.task}: greedy VLA {args.checkpoint} ({policy.stats.id}) on {where}"
@@ -447,6 +453,12 @@ def main(argv=None) -> int:
     scenes.add_argument("--init-states", default="1000:1020", help="ids 'first:last' (exclusive) or 'a,b,c'")
     scenes.add_argument("--seeds", default="", help="scene seeds instead, 'first:last' or 'a,b,c' (demos: 0:N)")
     evaluate.add_argument("--max-steps", type=int, default=0)
+    evaluate.add_argument(
+        "--execute-steps", type=int, default=0, help="actions executed per chunk before asking again (0 = all K)"
+    )
+    evaluate.add_argument(
+        "--temporal-ensembling", action="store_true", help="blend overlapping chunks (with --execute-steps < K)"
+    )
     evaluate.add_argument("--image-size", type=int, default=128)
     evaluate.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
     evaluate.add_argument("--output", default="runs/eval")

@@ -132,6 +132,47 @@ def test_unknown_task_ends_incomplete_with_the_reason_and_the_graph_survives(gra
     processes.check()
 
 
+def test_dart_noise_perturbs_the_arm_and_the_dataset_keeps_the_experts_plan(graph):
+    import numpy as np
+
+    from wmpo_episodes.dataset import read_episode_arrays
+
+    processes, client, _ = graph
+    parameters = AsyncParameterClient(client, "episode_manager")
+
+    def set_noise(values: list[float]) -> None:
+        future = parameters.set_parameters([Parameter("action_noise_std", value=values)])
+        client.spin_until(future, 30.0)
+        assert future.done() and all(r.successful for r in future.result().results)
+
+    try:
+        set_noise([-0.1] + [0.0] * 6)
+        refused = client.run_episode("Lift", seed=21, max_steps=8, record_mode="none", timeout=120)
+        assert refused.summary["outcome"] == "incomplete"
+        assert "action_noise_std must be finite and >= 0" in (processes.log_dir / "episode_manager.log").read_text()
+        set_noise([0.3, 0.3, 0.3, 0.0, 0.0, 0.15, 0.0])
+        result = client.run_episode("Lift", seed=20, max_steps=24, record_mode="all", timeout=120)
+    finally:
+        set_noise([0.0] * 7)
+    assert result.summary["num_steps"] == 24 and result.summary["num_chunks"] == 3
+    topics = topic_messages(result.bag_path)
+    planned = np.concatenate(
+        [np.reshape(c.actions, (c.horizon, c.action_dim)) for c in topics["/policy_server/action_chunk"]]
+    )
+    sent = np.array([m.action for m in topics["/arm/commanded_action"]])
+    # The arm got the plan plus noise on x, y, z and yaw only, within the action range.
+    noise = sent - planned
+    assert np.all(np.abs(noise[:, [0, 1, 2, 5]]).max(axis=0) > 0.05)
+    np.testing.assert_array_equal(noise[:, [3, 4, 6]], 0.0)
+    assert np.all(np.abs(sent) <= 1.0)
+    # The dataset learns the plan, and keeps what the arm executed apart.
+    arrays = read_episode_arrays(result.bag_path)
+    np.testing.assert_allclose(arrays["commanded"], planned, atol=1e-6)
+    np.testing.assert_allclose(arrays["actions"], [m.action for m in topics["/arm/executed_action"]], atol=1e-6)
+    assert not np.allclose(arrays["actions"], arrays["commanded"], atol=0.05)
+    processes.check()
+
+
 def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(graph, tmp_path):
     import numpy as np
     import torch
@@ -160,7 +201,7 @@ def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(gra
         "projector_hidden_size": 64,
     }
     config = BCConfig(
-        dataset=str(tmp_path / "data"),
+        datasets=[str(tmp_path / "data")],
         output=str(tmp_path / "bc"),
         steps=20,
         batch_size=4,

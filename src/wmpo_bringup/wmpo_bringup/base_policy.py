@@ -51,7 +51,7 @@ def train_base_policy(config: BasePolicyConfig) -> tuple[Path, dict]:
 
     dataset, expert = expert_dataset(config)
     bc = BCConfig(
-        dataset=str(dataset),
+        datasets=[str(dataset)],
         output=str(Path(config.output) / "bc"),
         steps=config.bc_steps,
         batch_size=config.batch_size,

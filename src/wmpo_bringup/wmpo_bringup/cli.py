@@ -23,6 +23,7 @@ wmpo label                the operator labels the running episode success / fail
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -61,13 +62,27 @@ def cmd_run(args) -> int:
         processes.stop()
 
 
+def parse_noise(text: str) -> list[float]:
+    """'0.3,0.3,0.3,0,0,0.15,0' -> seven non-negative floats (controller units)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--action-noise: not numbers: {text!r}") from None
+    if len(values) != 7 or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise SystemExit(f"--action-noise: need 7 finite values >= 0, got {text!r}")
+    return values
+
+
 def cmd_demo(args) -> int:
     goals = [
         {"seed": args.seed + i, "max_steps": args.max_steps, "record_mode": args.record_mode}
         for i in range(args.episodes)
     ]
     overrides = {"camera": {"image_size": args.image_size}}
-    title = f"{args.task}: {args.episodes} episodes with the scripted expert on the simulated arm"
+    if args.action_noise:
+        overrides["episode_manager"] = {"action_noise_std": parse_noise(args.action_noise)}
+    noisy = f", action noise {args.action_noise}" if args.action_noise else ""
+    title = f"{args.task}: {args.episodes} episodes with the scripted expert on the simulated arm{noisy}"
     report = run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
     return 0 if report["episodes"] == args.episodes else 1
 
@@ -114,7 +129,7 @@ def cmd_train_bc(args) -> int:
     from wmpo_policy.train_bc import BCConfig, train
 
     config = BCConfig(
-        dataset=args.dataset,
+        datasets=args.dataset,
         output=args.output,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -141,7 +156,7 @@ def cmd_init_vla(args) -> int:
     from wmpo_policy.vla.policy import VLAPolicy
 
     data = EpisodeDataset(Path(args.dataset))
-    stats = ActionStats.from_actions(np.concatenate([data.episode(i)["actions"] for i in range(len(data.records))]))
+    stats = ActionStats.from_actions(np.concatenate([data.episode(i)["commanded"] for i in range(len(data.records))]))
     policy = VLAPolicy.from_backbones(args.vision, args.language, stats, args.tokenizer or None)
     path = policy.save_pretrained(args.output)
     print(f"VLA checkpoint {path} ({sum(p.numel() for p in policy.model.parameters()) / 1e6:.1f} M parameters)")
@@ -444,6 +459,11 @@ def main(argv=None) -> int:
     demo.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0 = the task's)")
     demo.add_argument("--image-size", type=int, default=128)
     demo.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
+    demo.add_argument(
+        "--action-noise",
+        default="",
+        help="DART demonstrations: noise std per action dimension, 7 values 'x,y,z,roll,pitch,yaw,gripper'",
+    )
     demo.add_argument("--output", default="runs/demo")
     demo.set_defaults(func=cmd_demo)
     evaluate = sub.add_parser("eval", help="greedy rollouts of a VLA checkpoint on initial states or seeds")
@@ -470,7 +490,7 @@ def main(argv=None) -> int:
     dataset.add_argument("--include-incomplete", action="store_true")
     dataset.set_defaults(func=cmd_dataset)
     bc = sub.add_parser("train-bc", help="behaviour-clone the VLA on a dataset")
-    bc.add_argument("--dataset", required=True)
+    bc.add_argument("--dataset", nargs="+", required=True, help="dataset folders (expert demos, DART demos)")
     bc.add_argument("--output", default="runs/bc")
     bc.add_argument("--steps", type=int, default=2000)
     bc.add_argument("--batch-size", type=int, default=16)

@@ -4,13 +4,18 @@ Layout of a dataset folder (written to a temporary folder and renamed into place
   frames.npy      (F, H, W, 3) uint8   observation frames, RGB; memory-mapped when read
   frame_stamps.npy (F,) int64          camera stamps of the frames [ns]
   actions.npy     (A, 7) float32      executed actions (after the safety filter), controller units
-  commanded.npy   (A, 7) float32      actions as the policy commanded them
+  commanded.npy   (A, 7) float32      actions as the policy commanded them (its chunks); behaviour
+                                       cloning learns these, which differ from the executed ones
+                                       when the episode manager injected noise (DART demonstrations)
   episodes.json                        one record per episode (see EpisodeRecord) + metadata
 
 Per episode with T control steps: T+1 frames (frame k is the observation before action k; the last
 is the final observation) and T actions. Frames are aligned to control steps by time: frame k is
 the newest camera frame stamped at or before the arm state of step k (exact in simulation; with a
-30 Hz camera and a 20 Hz arm it is the freshest image the policy could have seen).
+30 Hz camera and a 20 Hz arm it is the freshest image the policy could have seen). A chunk on
+policy_server/action_chunk starts at the step whose arm state is the newest at or before the chunk's
+observation stamp; each step takes its commanded action from the latest chunk started by then (the
+arm's commanded_action where no chunk was recorded, e.g. teleoperation).
 """
 
 import json
@@ -61,10 +66,16 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
     import cv2
 
     store = episode_typestore()
-    frames, states, executed, commanded = [], [], {}, {}
+    frames, states, executed, commanded, chunks = [], [], {}, {}, []
     try:
         with AnyReader([Path(bag)], default_typestore=store) as reader:
-            wanted = {"/camera/image_raw", "/arm/joint_states", "/arm/executed_action", "/arm/commanded_action"}
+            wanted = {
+                "/camera/image_raw",
+                "/arm/joint_states",
+                "/arm/executed_action",
+                "/arm/commanded_action",
+                "/policy_server/action_chunk",
+            }
             connections = [c for c in reader.connections if c.topic in wanted]
             for connection, _, raw in reader.messages(connections=connections):
                 msg = reader.deserialize(raw, connection.msgtype)
@@ -74,6 +85,8 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
                     states.append(_stamp(msg.header))
                 elif connection.topic == "/arm/executed_action":
                     executed[msg.step] = np.asarray(msg.action, np.float32)
+                elif connection.topic == "/policy_server/action_chunk":
+                    chunks.append((_stamp(msg.header), np.asarray(msg.actions, np.float32).reshape(msg.horizon, -1)))
                 else:
                     commanded[msg.step] = np.asarray(msg.action, np.float32)
     except DatasetError:
@@ -87,6 +100,10 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
     frame_stamps = np.array([stamp for stamp, _ in frames])
     state_stamps = np.sort(np.array(states))[: steps + 1]
     chosen = np.searchsorted(frame_stamps, state_stamps, side="right") - 1
+    for stamp, actions in sorted(chunks, key=lambda item: item[0]):
+        start = int(np.searchsorted(state_stamps, stamp, side="right")) - 1
+        for k in range(max(start, 0), min(start + len(actions), steps)):
+            commanded[k] = actions[k - start]
     if chosen[0] < 0:
         raise DatasetError(f"{bag}: no camera frame before the first arm state")
     images = []

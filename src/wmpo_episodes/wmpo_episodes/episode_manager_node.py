@@ -11,6 +11,12 @@ for a chunk from an image taken after the last step, execute it open loop -> lab
 success / failure (incomplete if anything broke or the goal was canceled) -> keep it or drop it by
 record mode (all | failures | none; ``failures`` keeps a ``success_share`` of the successes too).
 
+Demonstrations with recoveries (DART, Laskey et al. 2017): with ``action_noise_std`` set, every
+chunk is perturbed by Gaussian noise (per action dimension, controller units, clipped to [-1, 1])
+between the policy and the arm, seeded by the episode's seed. The policy's own chunk stays on
+policy_server/action_chunk, so behaviour cloning learns the expert's correction from states off
+its nominal path (the dataset's ``commanded`` actions).
+
 Labels: the simulated arm reports success itself. A physical arm cannot: the operator labels the
 running episode through ~/label, which ends it at once with that outcome. When the budget runs out
 and neither the arm nor the operator has said success, the manager waits ``label_timeout`` seconds
@@ -24,6 +30,7 @@ starts), every episode that did not succeed also has rosbag2 write its in-memory
 import uuid
 from datetime import UTC, datetime
 
+import numpy as np
 from action_msgs.msg import GoalStatus
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
@@ -48,6 +55,7 @@ PARAMETERS = {
     "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
     "label_timeout": (0.0, "seconds to wait for the operator's label when the arm cannot tell success (0 = none)"),
     "success_share": (0.0, "record mode failures: share of successful episodes kept as well (0..1)"),
+    "action_noise_std": ([0.0] * 7, "std of the Gaussian noise added to each action, per dimension (DART)"),
     "snapshot_service": ("", "rosbag2 Snapshot service called after every unsuccessful episode ('' = none)"),
 }
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
@@ -80,6 +88,7 @@ class EpisodeManager(Node):
             raise ValueError(f"execute_steps must be >= 0 (0 = the whole chunk), got {self.param('execute_steps')}")
         if not 0.0 <= self.param("success_share") <= 1.0:
             raise ValueError(f"success_share must be within 0..1, got {self.param('success_share')}")
+        self._noise_std()
         if self.param("label_timeout") < 0:
             raise ValueError(f"label_timeout must be >= 0 s, got {self.param('label_timeout')}")
         group = ReentrantCallbackGroup()
@@ -189,6 +198,25 @@ class EpisodeManager(Node):
             raise EpisodeError(f"the arm stopped: {result.message}")
         return wrapped.status, result
 
+    def _noise_std(self) -> np.ndarray:
+        std = np.asarray(self.param("action_noise_std"), dtype=float)
+        if not np.all(np.isfinite(std)) or np.any(std < 0):
+            raise ValueError(f"action_noise_std must be finite and >= 0, got {std.tolist()}")
+        return std
+
+    def _perturbed(self, chunk, rng: np.random.Generator) -> list[float]:
+        """The chunk's actions plus ``action_noise_std`` noise, clipped to [-1, 1] (unchanged without noise)."""
+        try:
+            std = self._noise_std()
+        except ValueError as error:
+            raise EpisodeError(str(error)) from None
+        if not std.any():
+            return list(chunk.actions)
+        if len(std) != chunk.action_dim:
+            raise EpisodeError(f"action_noise_std has {len(std)} values for {chunk.action_dim} action dimensions")
+        actions = np.asarray(chunk.actions, dtype=float).reshape(chunk.horizon, chunk.action_dim)
+        return np.clip(actions + rng.normal(0.0, std, actions.shape), -1.0, 1.0).reshape(-1).tolist()
+
     async def _operator_outcome(self, summary, success_known: bool, outcome: str) -> str:
         """The outcome once the arm has not reported success: the operator's label if one came (a
         success ends at the step it was given), else wait ``label_timeout`` s for it where the arm
@@ -272,6 +300,7 @@ class EpisodeManager(Node):
             self.instruction_pub.publish(String(data=summary.instruction))
             not_before = reset.stamp
             feedback = RunEpisode.Feedback(max_steps=summary.max_steps)
+            noise = np.random.default_rng(goal.seed)
             outcome = EpisodeSummary.OUTCOME_FAILURE
             success_known = False
             while summary.num_steps < summary.max_steps and not self._label.done():
@@ -293,6 +322,7 @@ class EpisodeManager(Node):
                 if chunk.horizon > steps:  # execute only the head (the budget ends, or closed-loop execution)
                     chunk.actions = chunk.actions[: steps * chunk.action_dim]
                     chunk.horizon = steps
+                chunk.actions = self._perturbed(chunk, noise)
                 status, executed = await self._execute_chunk(chunk, goal_handle, summary)
                 summary.num_steps += executed.steps_executed
                 summary.num_chunks += 1

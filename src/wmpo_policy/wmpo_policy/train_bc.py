@@ -1,9 +1,12 @@
 """Behaviour cloning of the VLA on a converted episode dataset, readable top to bottom (CleanRL).
 
   wmpo train-bc --dataset runs/data/lift --output runs/bc/lift --steps 2000
+  wmpo train-bc --dataset runs/data/square runs/data/square_dart --init-checkpoint <folder> ...
 
-Each sample: the frame before step k and the K actions from step k on (executed actions; past
-the episode's end the last action repeats; k a multiple of K unless chunk_aligned is off),
+Each sample: the frame before step k and the K actions from step k on, as the policy commanded
+them (the expert's plan, also where DART noise perturbed the executed actions; past the episode's
+end the last action repeats; k a multiple of K unless chunk_aligned is off), drawn uniformly from
+the frames of all the datasets,
 normalised with q01/q99 of the training actions and binned into tokens. Augmentation: random
 crop of crop_scale of the area, resized back (OpenVLA).
 Writes TensorBoard scalars to <output>/tb, checkpoints to <output>/checkpoints/step_N (+ the
@@ -35,7 +38,7 @@ TRAINER_STATE = "trainer_state.pt"
 
 @dataclass
 class BCConfig:
-    dataset: str  # converted dataset folder (wmpo dataset build)
+    datasets: list[str]  # converted dataset folders (wmpo dataset), learnt from together
     output: str = "runs/bc"
     steps: int = 2000  # optimizer steps
     batch_size: int = 16
@@ -90,11 +93,16 @@ def train(config: BCConfig) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     (output / "bc_config.json").write_text(json.dumps(asdict(config), indent=2))
 
-    data = EpisodeDataset(Path(config.dataset))
-    episodes = [i for i, r in enumerate(data.records) if r.outcome == "success" or not config.only_successes]
+    datasets = [EpisodeDataset(Path(path)) for path in config.datasets]
+    episodes = [  # (dataset, episode index, its record)
+        (data, i, r)
+        for data in datasets
+        for i, r in enumerate(data.records)
+        if r.outcome == "success" or not config.only_successes
+    ]
     if not episodes:
-        raise ValueError(f"{config.dataset} has no episodes to learn from (only_successes={config.only_successes})")
-    used_actions = np.concatenate([data.episode(e)["actions"] for e in episodes])
+        raise ValueError(f"{config.datasets} have no episodes to learn from (only_successes={config.only_successes})")
+    used_actions = np.concatenate([data.episode(i)["commanded"] for data, i, _ in episodes])
 
     # -- model: resume, or start from a checkpoint, or build a fresh one -------------------------
     resume = latest_checkpoint(output)
@@ -103,7 +111,7 @@ def train(config: BCConfig) -> Path:
     elif config.init_checkpoint:
         policy = VLAPolicy.from_pretrained(config.init_checkpoint, config.device)
     else:
-        tokenizer = build_tokenizer(sorted({data.records[e].instruction for e in episodes}))
+        tokenizer = build_tokenizer(sorted({r.instruction for _, _, r in episodes}))
         overrides = {
             "vision_config": {"image_size": config.image_size, "patch_size": config.patch_size},
             **config.model_overrides,
@@ -118,7 +126,7 @@ def train(config: BCConfig) -> Path:
         policy.model.to(config.device)
     model, stats, horizon = policy.model.train(), policy.stats, policy.model.config.chunk_size
     stride = horizon if config.chunk_aligned else 1
-    samples = [(e, k) for e in episodes for k in range(0, data.records[e].num_steps, stride)]  # (episode, step)
+    samples = [(data, i, r, k) for data, i, r in episodes for k in range(0, r.num_steps, stride)]
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: learning_rate_factor(s, config.warmup_steps, config.steps)
@@ -144,11 +152,11 @@ def train(config: BCConfig) -> Path:
     while step < config.steps:
         batch = [samples[i] for i in rng.integers(0, len(samples), config.batch_size)]
         images, instructions, targets = [], [], []
-        for episode, k in batch:
-            arrays = data.episode(episode)
+        for data, i, record, k in batch:
+            arrays = data.episode(i)
             images.append(arrays["frames"][k])
-            instructions.append(data.records[episode].instruction)
-            targets.append(actions_to_bins(stats.normalize(chunk_targets(arrays["actions"], k, horizon))).reshape(-1))
+            instructions.append(record.instruction)
+            targets.append(actions_to_bins(stats.normalize(chunk_targets(arrays["commanded"], k, horizon))).reshape(-1))
         inputs = policy.encode(np.stack(images), instructions, generator=generator)
         bins = torch.from_numpy(np.stack(targets)).to(config.device)
         logits = model.action_logits(**inputs, action_bins=bins)

@@ -12,6 +12,7 @@ Interfaces (node ``policy_server``):
 """
 
 import threading
+import time
 from collections import deque
 
 import numpy as np
@@ -46,6 +47,10 @@ PARAMETERS = {
     "ensemble_decay": (0.01, "ACT weight exp(-decay * i) over predictions for a step, oldest first"),
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Waiting requests are checked on one steady timer (not a timer per request): a look every tick
+# hands over observations whose arrival was not noticed (a missed executor wake-up) and ends
+# requests past their deadline.
+WAIT_TICK = 0.05  # s
 
 
 def chunk_to_msg(actions: np.ndarray, stamp, frame_id: str, policy_id: str, normalization_id: str) -> ActionChunk:
@@ -94,7 +99,7 @@ class PolicyServer(Node):
         self._instruction = ""
         self._eef_pose: PoseStamped | None = None
         self._lock = threading.Lock()  # inputs arrive on several executor threads
-        self._waiting: list[tuple[int, Future]] = []  # (not_before ns, future of an Observation)
+        self._waiting: list[tuple[int, float, Future]] = []  # (not_before ns, deadline, future of an Observation)
 
         inputs = ReentrantCallbackGroup()
         self.create_subscription(Image, "camera/image_raw", self._on_image, 10, callback_group=inputs)
@@ -109,6 +114,7 @@ class PolicyServer(Node):
         self.create_service(
             GetActionChunk, "~/get_action_chunk", self._serve, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        self.create_timer(WAIT_TICK, self._check_waiting, callback_group=inputs)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f"serving {self.backend.policy_id}")
 
@@ -197,21 +203,21 @@ class PolicyServer(Node):
     def _wake_waiting(self) -> None:
         """Hand each waiting request its observation once one is complete (call with the lock)."""
         still_waiting = []
-        for not_before, future in self._waiting:
+        for not_before, deadline, future in self._waiting:
             if future.cancelled():
                 continue
             observation = self._observation(not_before)
-            if observation is None:
-                still_waiting.append((not_before, future))
-            else:
+            if observation is not None:
                 future.set_result(observation)
+            elif time.monotonic() >= deadline:
+                future.cancel()
+            else:
+                still_waiting.append((not_before, deadline, future))
         self._waiting = still_waiting
 
-    def _give_up(self, future: Future) -> None:
+    def _check_waiting(self) -> None:
         with self._lock:
-            self._wake_waiting()  # a last look before giving up
-            if not future.done():
-                future.cancel()
+            self._wake_waiting()
 
     def _inputs_seen(self) -> str:
         """What the server holds, for a timeout's message: a missing frame vs a stale one."""
@@ -224,13 +230,9 @@ class PolicyServer(Node):
         """Wait, without holding an executor thread, for an observation stamped >= not_before."""
         future = Future()
         with self._lock:
-            self._waiting.append((not_before, future))
+            self._waiting.append((not_before, time.monotonic() + timeout, future))
             self._wake_waiting()
-        timer = self.create_timer(max(timeout, 1e-3), lambda: self._give_up(future))
-        try:
-            await future
-        finally:
-            self.destroy_timer(timer)
+        await future
         return None if future.cancelled() else future.result()
 
     async def _serve(self, request, response):

@@ -11,6 +11,7 @@ from test_sim_graph import topic_messages
 from test_vla_model import small_policy
 
 from wmpo_bringup.cli import main
+from wmpo_episodes.dataset import read_episode_arrays
 from wmpo_episodes.episodes import read_episode_info
 
 pytestmark = pytest.mark.graph
@@ -75,6 +76,11 @@ def test_wmpo_eval_rolls_a_checkpoint_out_on_the_given_seeds(tmp_path, ros_domai
     results = json.loads((output / "summary.json").read_text())["results"]
     assert [(r["summary"]["seed"], r["summary"]["init_state_id"]) for r in results] == [(3, -1), (4, -1)]
     assert all(r["summary"]["num_steps"] == 8 and r["summary"]["num_chunks"] == 2 for r in results)
+    # Each step's commanded action comes from the chunk that was running then (the second one,
+    # served at step 4, takes over before the first one ends): what the arm was sent.
+    arrays = read_episode_arrays(results[0]["bag_path"])
+    sent = [m.action for m in topic_messages(results[0]["bag_path"])["/arm/commanded_action"]]
+    np.testing.assert_allclose(arrays["commanded"], sent, atol=1e-6)
     cubes = [topic_messages(r["bag_path"])["/sim/task_state"][0].object_poses[0].position for r in results]
     assert (cubes[0].x, cubes[0].y) != (cubes[1].x, cubes[1].y)  # two seeds, two scenes
     with pytest.raises(SystemExit):  # one or the other

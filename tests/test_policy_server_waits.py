@@ -69,6 +69,7 @@ def test_requests_wait_for_a_new_enough_image_and_say_what_they_saw(tmp_path, rc
         served = waiting.result()
         assert served.success, served.message
         assert Time.from_msg(served.chunk.header.stamp).nanoseconds == int(10e9)
+        assert server.late_images == 1  # the stale request above had given up on this frame
         assert np.asarray(served.chunk.actions).shape == (8 * 7,)
     finally:
         client.destroy_node()

@@ -93,6 +93,7 @@ class PolicyServer(Node):
         )
         self.images_received = 0
         self.images_rejected = 0
+        self.late_images = 0  # images that came after a request for them had given up
         self._last_rejection = ""
         self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
         self._task_states: deque[TaskState] = deque(maxlen=32)
@@ -100,6 +101,7 @@ class PolicyServer(Node):
         self._eef_pose: PoseStamped | None = None
         self._lock = threading.Lock()  # inputs arrive on several executor threads
         self._waiting: list[tuple[int, float, Future]] = []  # (not_before ns, deadline, future of an Observation)
+        self._gave_up: tuple[int, float] | None = None  # (not_before ns, monotonic s) of the last timed-out request
 
         inputs = ReentrantCallbackGroup()
         self.create_subscription(Image, "camera/image_raw", self._on_image, 10, callback_group=inputs)
@@ -154,10 +156,19 @@ class PolicyServer(Node):
             self.get_logger().error(f"rejected image #{self.images_rejected}: {error}")
             self._report_rejection(str(error))
             return
+        stamp = Time.from_msg(msg.header.stamp).nanoseconds
         with self._lock:
-            self._images.append((Time.from_msg(msg.header.stamp).nanoseconds, image))
+            self._images.append((stamp, image))
             self.images_received += 1
             self._wake_waiting()
+            late = self._gave_up if self._gave_up is not None and stamp >= self._gave_up[0] else None
+            if late is not None:
+                self._gave_up = None
+                self.late_images += 1
+        if late is not None:  # tells a late frame from a lost one
+            self.get_logger().warning(
+                f"image stamped {stamp} ns arrived {time.monotonic() - late[1]:.2f} s after a request for it gave up"
+            )
 
     def _report_rejection(self, reason: str) -> None:
         status = DiagnosticStatus(level=DiagnosticStatus.ERROR, name=f"{self.get_name()}: camera input")
@@ -211,6 +222,7 @@ class PolicyServer(Node):
                 future.set_result(observation)
             elif time.monotonic() >= deadline:
                 future.cancel()
+                self._gave_up = (not_before, time.monotonic())
             else:
                 still_waiting.append((not_before, deadline, future))
         self._waiting = still_waiting

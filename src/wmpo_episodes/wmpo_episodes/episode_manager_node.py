@@ -40,6 +40,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
 from std_msgs.msg import String
 
+from wmpo_episodes.deadlines import Deadlines
 from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.rosbag2_snapshot import snapshot_service_type
 from wmpo_interfaces.action import ExecuteChunk, RunEpisode
@@ -92,6 +93,7 @@ class EpisodeManager(Node):
         if self.param("label_timeout") < 0:
             raise ValueError(f"label_timeout must be >= 0 s, got {self.param('label_timeout')}")
         group = ReentrantCallbackGroup()
+        self.deadlines = Deadlines(self)
         self.instruction_pub = self.create_publisher(
             String, "instruction", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         )
@@ -157,11 +159,7 @@ class EpisodeManager(Node):
 
     async def _await(self, future, timeout: float, what: str):
         """Await an rclpy future; raise EpisodeError if it is not done within ``timeout`` s."""
-        timer = self.create_timer(timeout, future.cancel)
-        try:
-            await future
-        finally:
-            self.destroy_timer(timer)
+        await self.deadlines.watch(future, timeout)
         if future.cancelled():
             raise EpisodeError(f"{what}: no answer within {timeout:.0f} s")
         return future.result()
@@ -227,11 +225,7 @@ class EpisodeManager(Node):
                 f"episode {summary.episode_id}: budget spent; waiting {wait:.0f} s for the operator's label "
                 "(wmpo label success | failure)"
             )
-            timer = self.create_timer(wait, self._label.cancel)
-            try:
-                await self._label
-            finally:
-                self.destroy_timer(timer)
+            await self.deadlines.watch(self._label, wait)
             if self._label.cancelled():
                 raise EpisodeError(f"no operator label within {wait:.0f} s")
         if not self._label.done():

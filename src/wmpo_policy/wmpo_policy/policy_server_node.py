@@ -28,6 +28,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
+from wmpo_episodes.deadlines import Deadlines
 from wmpo_episodes.node_main import spin_node
 from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
@@ -47,10 +48,6 @@ PARAMETERS = {
     "ensemble_decay": (0.01, "ACT weight exp(-decay * i) over predictions for a step, oldest first"),
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# Waiting requests are checked on one steady timer (not a timer per request): a look every tick
-# hands over observations whose arrival was not noticed (a missed executor wake-up) and ends
-# requests past their deadline.
-WAIT_TICK = 0.05  # s
 
 
 def chunk_to_msg(actions: np.ndarray, stamp, frame_id: str, policy_id: str, normalization_id: str) -> ActionChunk:
@@ -100,7 +97,7 @@ class PolicyServer(Node):
         self._instruction = ""
         self._eef_pose: PoseStamped | None = None
         self._lock = threading.Lock()  # inputs arrive on several executor threads
-        self._waiting: list[tuple[int, float, Future]] = []  # (not_before ns, deadline, future of an Observation)
+        self._waiting: list[tuple[int, Future]] = []  # (not_before ns, future of an Observation)
         self._gave_up: tuple[int, float] | None = None  # (not_before ns, monotonic s) of the last timed-out request
 
         inputs = ReentrantCallbackGroup()
@@ -116,7 +113,7 @@ class PolicyServer(Node):
         self.create_service(
             GetActionChunk, "~/get_action_chunk", self._serve, callback_group=MutuallyExclusiveCallbackGroup()
         )
-        self.create_timer(WAIT_TICK, self._check_waiting, callback_group=inputs)
+        self.deadlines = Deadlines(self, before_check=self._check_waiting)  # every tick: a last look
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f"serving {self.backend.policy_id}")
 
@@ -214,17 +211,14 @@ class PolicyServer(Node):
     def _wake_waiting(self) -> None:
         """Hand each waiting request its observation once one is complete (call with the lock)."""
         still_waiting = []
-        for not_before, deadline, future in self._waiting:
+        for not_before, future in self._waiting:
             if future.cancelled():
                 continue
             observation = self._observation(not_before)
-            if observation is not None:
-                future.set_result(observation)
-            elif time.monotonic() >= deadline:
-                future.cancel()
-                self._gave_up = (not_before, time.monotonic())
+            if observation is None:
+                still_waiting.append((not_before, future))
             else:
-                still_waiting.append((not_before, deadline, future))
+                future.set_result(observation)
         self._waiting = still_waiting
 
     def _check_waiting(self) -> None:
@@ -242,10 +236,14 @@ class PolicyServer(Node):
         """Wait, without holding an executor thread, for an observation stamped >= not_before."""
         future = Future()
         with self._lock:
-            self._waiting.append((not_before, time.monotonic() + timeout, future))
+            self._waiting.append((not_before, future))
             self._wake_waiting()
-        await future
-        return None if future.cancelled() else future.result()
+        await self.deadlines.watch(future, timeout)
+        if future.cancelled():
+            with self._lock:
+                self._gave_up = (not_before, time.monotonic())
+            return None
+        return future.result()
 
     async def _serve(self, request, response):
         not_before = Time.from_msg(request.not_before).nanoseconds

@@ -151,7 +151,8 @@ def test_dart_noise_perturbs_the_arm_and_the_dataset_keeps_the_experts_plan(grap
         assert refused.summary["outcome"] == "incomplete"
         assert "action_noise_std must be finite and >= 0" in (processes.log_dir / "episode_manager.log").read_text()
         set_noise([0.3, 0.3, 0.3, 0.0, 0.0, 0.15, 0.0])
-        result = client.run_episode("Lift", seed=20, max_steps=24, record_mode="all", timeout=120)
+        # An evaluation-style goal (seed -1, an initial-state id) seeds the noise too.
+        result = client.run_episode("Lift", init_state_id=1000, max_steps=24, record_mode="all", timeout=120)
     finally:
         set_noise([0.0] * 7)
     assert result.summary["num_steps"] == 24 and result.summary["num_chunks"] == 3

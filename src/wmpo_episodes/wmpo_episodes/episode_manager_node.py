@@ -13,7 +13,7 @@ record mode (all | failures | none; ``failures`` keeps a ``success_share`` of th
 
 Demonstrations with recoveries (DART, Laskey et al. 2017): with ``action_noise_std`` set, every
 chunk is perturbed by Gaussian noise (per action dimension, controller units, clipped to [-1, 1])
-between the policy and the arm, seeded by the episode's seed. The policy's own chunk stays on
+between the policy and the arm, seeded by the episode's seed and initial state. The policy's chunk stays on
 policy_server/action_chunk, so behaviour cloning learns the expert's correction from states off
 its nominal path (the dataset's ``commanded`` actions).
 
@@ -27,6 +27,7 @@ of ``ros2 bag record --snapshot-mode``, which the launch file's ``rosbag2_snapsh
 starts), every episode that did not succeed also has rosbag2 write its in-memory buffer.
 """
 
+import traceback
 import uuid
 from datetime import UTC, datetime
 
@@ -294,7 +295,7 @@ class EpisodeManager(Node):
             self.instruction_pub.publish(String(data=summary.instruction))
             not_before = reset.stamp
             feedback = RunEpisode.Feedback(max_steps=summary.max_steps)
-            noise = np.random.default_rng(goal.seed)
+            noise = np.random.default_rng([goal.seed % 2**32, goal.init_state_id % 2**32])  # ids may be -1
             outcome = EpisodeSummary.OUTCOME_FAILURE
             success_known = False
             while summary.num_steps < summary.max_steps and not self._label.done():
@@ -336,6 +337,9 @@ class EpisodeManager(Node):
         except EpisodeError as error:
             summary.outcome = EpisodeSummary.OUTCOME_INCOMPLETE
             self.get_logger().error(f"episode {summary.episode_id} incomplete: {error}")
+        except Exception:  # noqa: BLE001  a defect here still closes the bag as incomplete; the manager goes on
+            summary.outcome = EpisodeSummary.OUTCOME_INCOMPLETE
+            self.get_logger().error(f"episode {summary.episode_id} incomplete: {traceback.format_exc()}")
         finally:
             self._busy = False
             self._running = None

@@ -13,9 +13,9 @@ record mode (all | failures | none; ``failures`` keeps a ``success_share`` of th
 
 Demonstrations with recoveries (DART, Laskey et al. 2017): with ``action_noise_std`` set, every
 chunk is perturbed by Gaussian noise (per action dimension, controller units, clipped to [-1, 1])
-between the policy and the arm, seeded by the episode's seed and initial state. The policy's chunk stays on
-policy_server/action_chunk, so behaviour cloning learns the expert's correction from states off
-its nominal path (the dataset's ``commanded`` actions).
+between the policy and the arm, seeded by the episode's seed and initial-state id. The policy's
+chunk stays on policy_server/action_chunk, so behaviour cloning learns the expert's correction
+from states off its nominal path (the dataset's ``commanded`` actions).
 
 Labels: the simulated arm reports success itself. A physical arm cannot: the operator labels the
 running episode through ~/label, which ends it at once with that outcome. When the budget runs out

@@ -75,3 +75,12 @@ def test_lift_expert_succeeds_open_loop_in_chunks(world):
 def test_expert_refuses_without_privileged_state():
     with pytest.raises(ValueError, match="TaskState"):
         ScriptedExpert().predict_chunk(Observation(np.zeros((4, 4, 3), np.uint8), "", 0))
+
+
+def test_camera_pose_is_the_agentview_looking_at_the_table(world):
+    step = world.reset("Lift", seed=7)
+    position, rotation = world.camera_pose()
+    np.testing.assert_allclose(position, [0.5, 0.0, 1.35], atol=1e-6)  # robosuite's agentview
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-6)
+    cube = rotation.T @ (step.object_poses["cube_main"][0] - position)
+    assert cube[2] < 0  # in front of the camera, which looks along its -z axis

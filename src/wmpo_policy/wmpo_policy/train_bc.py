@@ -6,7 +6,7 @@
 Each sample: the frame before step k and the K actions from step k on, as the policy commanded
 them (the expert's plan, also where DART noise perturbed the executed actions; past the episode's
 end the last action repeats; k a multiple of K unless chunk_aligned is off), drawn uniformly from
-the frames of all the datasets,
+the samples of all the datasets together,
 normalised with q01/q99 of the training actions and binned into tokens. Augmentation: random
 crop of crop_scale of the area, resized back (OpenVLA).
 Writes TensorBoard scalars to <output>/tb, checkpoints to <output>/checkpoints/step_N (+ the

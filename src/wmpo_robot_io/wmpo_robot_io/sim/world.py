@@ -98,6 +98,15 @@ class SimWorld:
         model = self._env.sim.model
         return float(model.cam_fovy[model.camera_name2id(self.config.camera_name)])
 
+    def camera_pose(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The camera's position (3,) [m] and orientation (3, 3) in the world frame, MuJoCo's
+        convention: it looks along its -z axis, +y up in the image (None before the first reset)."""
+        if self._env is None:
+            return None
+        camera = self._env.sim.model.camera_name2id(self.config.camera_name)
+        data = self._env.sim.data
+        return np.array(data.cam_xpos[camera]), np.array(data.cam_xmat[camera]).reshape(3, 3)
+
     @property
     def last(self) -> SimStep | None:
         return self._last

@@ -113,6 +113,11 @@ class SquareExpert:
     # This arm covers only ~40% of the motion Planner's TRACKING model predicts within a chunk (and
     # ~1/3 of the turn), so targets are pushed out by these gains; each chunk re-plans from the state.
     GAIN, YAW_GAIN = 2.0, 3.0
+    # Descend once this close to the handle (table plane) and to across it, and keep correcting on
+    # the way down. The grasp tolerates about 1-2 cm and 10 degrees (bench/square_grasp_tolerance.py);
+    # a trigger no tighter than that keeps the decision to descend within what a policy can see.
+    DESCEND_RADIUS, DESCEND_YAW = 0.012, 0.15  # m, rad
+    ABORT_RADIUS = 0.025  # m: pushed or drifted off the handle while descending, start over
 
     def __init__(self):
         self.phase = "approach"
@@ -139,26 +144,26 @@ class SquareExpert:
         planner = Planner(s)
         if self.phase in ("carry", "lower") and eef[2] - handle[2] > 0.04:  # dropped: start over
             self.phase = "approach"
+        # The fingers close along the gripper's x axis: turn it across the handle (pi-symmetric).
+        grip_yaw_error = wrap(nut_yaw + math.pi / 2 - yaw_of(s.eef_quat_xyzw), math.pi)
         if self.phase == "approach":
-            # The fingers close along the gripper's x axis: turn it across the handle (pi-symmetric).
-            grip_yaw_error = wrap(nut_yaw + math.pi / 2 - yaw_of(s.eef_quat_xyzw), math.pi)
             above = handle + [0, 0, 0.05]
             if (
-                np.linalg.norm(eef[:2] - handle[:2]) < 0.006
+                np.linalg.norm(eef[:2] - handle[:2]) < self.DESCEND_RADIUS
                 and abs(eef[2] - above[2]) < 0.03
-                and abs(grip_yaw_error) < 0.05
+                and abs(grip_yaw_error) < self.DESCEND_YAW
             ):
                 self.phase = "descend"
             else:
                 return self.move(planner, eef, above, OPEN, grip_yaw_error)
         if self.phase == "descend":
-            if np.linalg.norm(eef[:2] - handle[:2]) > 0.01:  # drifted off the handle (or pushed it)
+            if np.linalg.norm(eef[:2] - handle[:2]) > self.ABORT_RADIUS:
                 self.phase = "approach"
                 return self.move(planner, eef, handle + [0, 0, 0.05], OPEN)
             if eef[2] - handle[2] < 0.006:  # the fingertips stop on the table at about handle height
                 self.phase = "grasp"
             else:
-                return self.move(planner, eef, handle + [0, 0, -0.005], OPEN, speed=0.6)
+                return self.move(planner, eef, handle + [0, 0, -0.005], OPEN, grip_yaw_error, speed=0.6)
         if self.phase == "grasp":
             self.phase = "lift"
             return self.move(planner, eef, eef, CLOSE)

@@ -19,6 +19,7 @@ import numpy as np
 from wmpo_episodes.ranges import parse_range
 from wmpo_policy.backends.base import ObjectPose, PrivilegedState
 from wmpo_policy.backends.scripted_expert import SquareExpert
+from wmpo_robot_io.arms.moveit_arm import quat_from_axis_angle, quat_multiply
 from wmpo_robot_io.sim.world import SimConfig, SimWorld
 
 LIFTED = 0.02  # m above the nut's starting height
@@ -26,27 +27,11 @@ GRASP_PHASES = ("approach", "descend", "grasp")
 STRICT_RADIUS, STRICT_YAW = 0.006, 0.05  # m, rad: the expert's descent trigger before it was loosened
 
 
-def z_rotation_xyzw(angle: float) -> np.ndarray:
-    return np.array([0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)])
-
-
-def quat_multiply_xyzw(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ]
-    )
-
-
 def grasp_lifts(world: SimWorld, seed: int, yaw_offset: float, shift: np.ndarray, max_steps: int) -> bool:
     """One episode: does the misled expert lift the nut LIFTED within max_steps?"""
     step = world.reset("NutAssemblySquare", seed=seed)
     start_height = step.object_poses["SquareNut_main"][0][2]
+    turn = quat_from_axis_angle([0.0, 0.0, -yaw_offset])
     expert = SquareExpert()
     # Descend only when (it believes) it is exactly over the handle and across it, so that the
     # offset is the only error in the grasp.
@@ -54,7 +39,7 @@ def grasp_lifts(world: SimWorld, seed: int, yaw_offset: float, shift: np.ndarray
     while step.step < max_steps:
         misled = expert.phase in GRASP_PHASES
         position = step.eef_pos - shift if misled else step.eef_pos
-        quat = quat_multiply_xyzw(z_rotation_xyzw(-yaw_offset), step.eef_quat_xyzw) if misled else step.eef_quat_xyzw
+        quat = quat_multiply(turn, step.eef_quat_xyzw) if misled else step.eef_quat_xyzw
         opening = float(abs(step.gripper_qpos[0] - step.gripper_qpos[1]))
         objects = {name: ObjectPose(p, q) for name, (p, q) in step.object_poses.items()}
         state = PrivilegedState("NutAssemblySquare", step.step, position, quat, opening, objects)

@@ -90,7 +90,7 @@ class PolicyServer(Node):
         )
         self.images_received = 0
         self.images_rejected = 0
-        self.late_images = 0  # images that came after a request for them had given up
+        self.late_images = 0  # images stamped >= a request's not_before that came after it gave up
         self._last_rejection = ""
         self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
         self._task_states: deque[TaskState] = deque(maxlen=32)
@@ -162,9 +162,10 @@ class PolicyServer(Node):
             if late is not None:
                 self._gave_up = None
                 self.late_images += 1
-        if late is not None:  # tells a late frame from a lost one
+        if late is not None:  # the requested frame, late, if the stamps are close; a later frame if not
             self.get_logger().warning(
-                f"image stamped {stamp} ns arrived {time.monotonic() - late[1]:.2f} s after a request for it gave up"
+                f"image stamped {stamp} ns arrived {time.monotonic() - late[1]:.2f} s after a request for one "
+                f"stamped >= {late[0]} ns gave up"
             )
 
     def _report_rejection(self, reason: str) -> None:

@@ -18,7 +18,7 @@ from rosbags.highlevel import AnyReader
 
 from wmpo_episodes.episodes import list_episodes
 from wmpo_episodes.typestore import episode_typestore
-from wmpo_policy.backends.scripted_expert import SquareExpert, wrap
+from wmpo_policy.backends.scripted_expert import SquareExpert, wrap, yaw_of
 
 LIFTED = 0.02  # m above the nut's starting height
 NEAR = 0.015  # m from the handle in the table plane: close enough to try a grasp
@@ -27,7 +27,8 @@ CLOSED = 0.04  # m finger separation: the fingers are (being) closed
 
 
 def yaw(q) -> float:
-    return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    """Heading [rad] of a geometry_msgs Quaternion's x axis in the table plane."""
+    return yaw_of([q.x, q.y, q.z, q.w])
 
 
 @dataclass

@@ -53,7 +53,7 @@ def grasp_lifts(world: SimWorld, seed: int, yaw_offset: float, shift: np.ndarray
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=parse_range, default=parse_range("0:10"), help="scene seeds, A:B")
-    parser.add_argument("--yaw", type=float, nargs="+", default=[0, 10, 20, 30, 45], help="yaw offsets [deg]")
+    parser.add_argument("--yaw", type=float, nargs="+", default=[0, 5, 10, 15, 20, 30], help="yaw offsets [deg]")
     parser.add_argument("--distance", type=float, nargs="+", default=[1, 2, 3], help="position offsets [cm]")
     parser.add_argument("--max-steps", type=int, default=300)
     args = parser.parse_args()

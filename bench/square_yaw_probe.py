@@ -22,6 +22,7 @@ from rosbags.highlevel import AnyReader
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_episodes.typestore import episode_typestore
+from wmpo_policy.backends.scripted_expert import yaw_of
 from wmpo_policy.vla.modeling import VLAForActionPrediction
 from wmpo_policy.vla.policy import VLAPolicy, images_to_pixels
 
@@ -35,7 +36,7 @@ def start_yaw(bag: Path) -> float:
         for connection, _, raw in reader.messages(connections=connections):
             msg = reader.deserialize(raw, connection.msgtype)
             q = msg.object_poses[list(msg.object_names).index("SquareNut_main")].orientation
-            return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+            return yaw_of([q.x, q.y, q.z, q.w])
     raise ValueError(f"{bag} has no /sim/task_state")
 
 

@@ -135,7 +135,7 @@ def test_unknown_task_ends_incomplete_with_the_reason_and_the_graph_survives(gra
 def test_dart_noise_perturbs_the_arm_and_the_dataset_keeps_the_experts_plan(graph):
     import numpy as np
 
-    from wmpo_episodes.dataset import read_episode_arrays
+    from wmpo_episodes.bag_conversion import read_episode_arrays
 
     processes, client, _ = graph
     parameters = AsyncParameterClient(client, "episode_manager")
@@ -178,7 +178,8 @@ def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(gra
     import numpy as np
     import torch
 
-    from wmpo_episodes.dataset import EpisodeDataset, build_dataset
+    from wmpo_episodes.bag_conversion import build_dataset
+    from wmpo_episodes.dataset import EpisodeDataset
     from wmpo_policy.train_bc import BCConfig, train
 
     processes, client, episodes_dir = graph

@@ -11,7 +11,7 @@ from test_sim_graph import topic_messages
 from test_vla_model import small_policy
 
 from wmpo_bringup.cli import main
-from wmpo_episodes.dataset import read_episode_arrays
+from wmpo_episodes.bag_conversion import read_episode_arrays
 from wmpo_episodes.episodes import read_episode_info
 
 pytestmark = pytest.mark.graph

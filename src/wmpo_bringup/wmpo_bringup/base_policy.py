@@ -26,7 +26,8 @@ class BasePolicyConfig:
 def expert_dataset(config: BasePolicyConfig) -> tuple[Path, dict]:
     """Record the demonstrations that are not on disk yet (a killed run resumes at the next seed)
     and convert them once; returns (dataset folder, {"episodes", "successes"} of the demos)."""
-    from wmpo_episodes.dataset import EpisodeDataset, build_dataset
+    from wmpo_episodes.bag_conversion import build_dataset
+    from wmpo_episodes.dataset import EpisodeDataset
     from wmpo_episodes.episodes import list_episodes
 
     folder = Path(config.output)

@@ -115,7 +115,7 @@ def cmd_eval(args) -> int:
 def cmd_dataset(args) -> int:
     from tqdm import tqdm
 
-    from wmpo_episodes.dataset import build_dataset
+    from wmpo_episodes.bag_conversion import build_dataset
 
     records = build_dataset(
         Path(args.episodes), Path(args.output), args.image_size, args.include_incomplete, progress=tqdm

@@ -100,7 +100,7 @@ class SimCollector:
     plus "dataset": the converted dataset folder). Runs the VLA checkpoint in the sim graph."""
 
     def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
-        from wmpo_episodes.dataset import build_dataset
+        from wmpo_episodes.bag_conversion import build_dataset
 
         output = Path(output)
         summary = output / "summary.json"

@@ -25,10 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rosbags.highlevel import AnyReader
-
-from wmpo_episodes.episodes import list_episodes
-from wmpo_episodes.typestore import episode_typestore
 
 
 class DatasetError(ValueError):
@@ -49,91 +45,6 @@ class EpisodeRecord:
     bag: str
     seed: int = 0
     init_state_id: int = -1  # -1: the scene came from the seed; rollouts of one start state share it
-
-
-def _stamp(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
-def _image(msg) -> np.ndarray:
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-    return image[..., ::-1] if msg.encoding == "bgr8" else image
-
-
-def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
-    """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7)."""
-    import cv2
-
-    store = episode_typestore()
-    frames, states, executed, commanded, chunks = [], [], {}, {}, []
-    try:
-        with AnyReader([Path(bag)], default_typestore=store) as reader:
-            wanted = {
-                "/camera/image_raw",
-                "/arm/joint_states",
-                "/arm/executed_action",
-                "/arm/commanded_action",
-                "/policy_server/action_chunk",
-            }
-            connections = [c for c in reader.connections if c.topic in wanted]
-            for connection, _, raw in reader.messages(connections=connections):
-                msg = reader.deserialize(raw, connection.msgtype)
-                if connection.topic == "/camera/image_raw":
-                    frames.append((_stamp(msg.header), msg))
-                elif connection.topic == "/arm/joint_states":
-                    states.append(_stamp(msg.header))
-                elif connection.topic == "/arm/executed_action":
-                    executed[msg.step] = np.asarray(msg.action, np.float32)
-                elif connection.topic == "/policy_server/action_chunk":
-                    chunks.append((_stamp(msg.header), np.asarray(msg.actions, np.float32).reshape(msg.horizon, -1)))
-                else:
-                    commanded[msg.step] = np.asarray(msg.action, np.float32)
-    except DatasetError:
-        raise
-    except Exception as error:  # noqa: BLE001  rosbags raises several types for corrupt bags
-        raise DatasetError(f"cannot read {bag}: {error}") from error
-    steps = len(executed)
-    if steps == 0 or sorted(executed) != list(range(steps)) or len(states) < steps + 1 or not frames:
-        raise DatasetError(f"{bag}: {steps} executed actions, {len(states)} arm states, {len(frames)} frames")
-    frames.sort(key=lambda item: item[0])
-    frame_stamps = np.array([stamp for stamp, _ in frames])
-    state_stamps = np.sort(np.array(states))[: steps + 1]
-    chosen = np.searchsorted(frame_stamps, state_stamps, side="right") - 1
-    for stamp, actions in sorted(chunks, key=lambda item: item[0]):
-        start = int(np.searchsorted(state_stamps, stamp, side="right")) - 1
-        for k in range(max(start, 0), min(start + len(actions), steps)):
-            commanded[k] = actions[k - start]
-    if chosen[0] < 0:
-        raise DatasetError(f"{bag}: no camera frame before the first arm state")
-    images = []
-    for index in chosen:
-        image = _image(frames[index][1])
-        if image_size and image.shape[:2] != (image_size, image_size):
-            image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_AREA)
-        images.append(image)
-    return {
-        "frames": np.stack(images),
-        "frame_stamps": frame_stamps[chosen],
-        "actions": np.stack([executed[k] for k in range(steps)]),
-        "commanded": np.stack([commanded.get(k, executed[k]) for k in range(steps)]),
-    }
-
-
-def build_dataset(
-    episodes_dir: Path, output: Path, image_size: int | None = None, include_incomplete: bool = False, progress=None
-) -> list[EpisodeRecord]:
-    """Convert every labelled episode bag of ``episodes_dir`` into one dataset folder ``output``."""
-    if Path(output).exists():
-        raise FileExistsError(f"{output} exists already; not overwriting")
-    infos = [e for e in list_episodes(episodes_dir) if include_incomplete or e.outcome != "incomplete"]
-    if not infos:
-        raise DatasetError(f"no usable episode bags in {episodes_dir}")
-    episodes = (
-        ({**info.summary, "bag": str(info.path)}, read_episode_arrays(info.path, image_size))
-        for info in (progress(infos) if progress else infos)
-    )
-    return write_dataset(output, episodes)
 
 
 def write_dataset(output: Path, episodes) -> list[EpisodeRecord]:

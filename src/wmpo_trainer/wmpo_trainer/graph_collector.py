@@ -11,7 +11,8 @@ from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from wmpo_episodes.dataset import read_episode_arrays, write_dataset
+from wmpo_episodes.bag_conversion import read_episode_arrays
+from wmpo_episodes.dataset import write_dataset
 from wmpo_episodes.success_rate import wilson_interval
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode

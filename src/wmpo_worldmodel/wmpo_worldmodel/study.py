@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from wmpo_episodes.dataset import EpisodeDataset, build_dataset, write_subset
+from wmpo_episodes.bag_conversion import build_dataset
+from wmpo_episodes.dataset import EpisodeDataset, write_subset
 from wmpo_worldmodel import train_reward, train_world_model
 from wmpo_worldmodel.fidelity import write_report
 from wmpo_worldmodel.pipeline import WorldModelPipeline

@@ -94,7 +94,7 @@ class WorldModelNode(Node):
         real = None
         try:
             if request.bag_path:
-                from wmpo_episodes.dataset import read_episode_arrays
+                from wmpo_episodes.bag_conversion import read_episode_arrays
 
                 episode = read_episode_arrays(request.bag_path)
                 frames = imagine_episode(

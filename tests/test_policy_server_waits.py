@@ -1,6 +1,7 @@
 """The policy server's request contract, in-process over real DDS: a chunk comes from an image
 stamped at or after ``not_before``; an image arriving while the request waits is used at once; a
-request that times out says what the server holds (no image at all vs only older ones)."""
+request that times out says what the server holds (no image at all vs only older ones); frames
+arriving out of stamp order are held in stamp order."""
 
 import threading
 
@@ -71,6 +72,16 @@ def test_requests_wait_for_a_new_enough_image_and_say_what_they_saw(tmp_path, rc
         assert Time.from_msg(served.chunk.header.stamp).nanoseconds == int(10e9)
         assert server.late_images == 1  # the stale request above had given up on this frame
         assert np.asarray(served.chunk.actions).shape == (8 * 7,)
+
+        # frames that arrive out of stamp order (image callbacks run on several threads): the
+        # newest one is still found; it once hid behind the older one appended after it
+        camera.publish(to_image_msg(image, stamp(12.0), "camera"))
+        camera.publish(to_image_msg(image, stamp(11.0), "camera"))
+        assert spin_until(client, lambda: server.images_received == 4, timeout=30)
+        newest = request(12.0, 0.5)
+        assert spin_until(client, newest.done, timeout=30)
+        assert newest.result().success, newest.result().message
+        assert Time.from_msg(newest.result().chunk.header.stamp).nanoseconds == int(12e9)
     finally:
         client.destroy_node()
         executor.shutdown()

@@ -11,6 +11,7 @@ Interfaces (node ``policy_server``):
   sub     sim/task_state        wmpo_interfaces/TaskState (only for backends that need it)
 """
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -48,6 +49,7 @@ PARAMETERS = {
     "ensemble_decay": (0.01, "ACT weight exp(-decay * i) over predictions for a step, oldest first"),
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+IMAGES_KEPT = 8  # newest camera frames held for requests
 
 
 def chunk_to_msg(actions: np.ndarray, stamp, frame_id: str, policy_id: str, normalization_id: str) -> ActionChunk:
@@ -92,7 +94,7 @@ class PolicyServer(Node):
         self.images_rejected = 0
         self.late_images = 0  # images stamped >= a request's not_before that came after it gave up
         self._last_rejection = ""
-        self._images: deque[tuple[int, np.ndarray]] = deque(maxlen=8)  # (stamp ns, image)
+        self._images: list[tuple[int, np.ndarray]] = []  # (stamp ns, image), oldest first, IMAGES_KEPT
         self._task_states: deque[TaskState] = deque(maxlen=32)
         self._instruction = ""
         self._eef_pose: PoseStamped | None = None
@@ -155,7 +157,10 @@ class PolicyServer(Node):
             return
         stamp = Time.from_msg(msg.header.stamp).nanoseconds
         with self._lock:
-            self._images.append((stamp, image))
+            # in stamp order, not arrival order: image callbacks run on several executor threads, so
+            # the frame before the newest can be appended after it (and then hid it from requests)
+            bisect.insort(self._images, (stamp, image), key=lambda item: item[0])
+            del self._images[:-IMAGES_KEPT]
             self.images_received += 1
             self._wake_waiting()
             late = self._gave_up if self._gave_up is not None and stamp >= self._gave_up[0] else None

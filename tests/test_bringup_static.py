@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -119,3 +120,21 @@ def test_a_jobs_private_graph_gets_its_own_domain_unless_one_is_chosen(monkeypat
     assert private_domain_id() == 42
     monkeypatch.delenv("ROS_DOMAIN_ID")
     assert private_domain_id() == 1 + os.getpid() % 100  # not the default domain 0 that other jobs share
+
+
+def test_training_code_imports_no_ros_rosbags_or_simulator():
+    """Training runs on a GPU machine with the converted dataset, torch and transformers only."""
+    modules = [
+        "wmpo_episodes.dataset",
+        "wmpo_policy.train_bc",
+        "wmpo_worldmodel.train_world_model",
+        "wmpo_worldmodel.train_vae",
+        "wmpo_worldmodel.train_reward",
+        "wmpo_trainer.train_wmpo",
+        "wmpo_trainer.dpo",
+        "wmpo_trainer.distributed",
+    ]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in modules)
+    code += "print(' '.join(m for m in ('rclpy', 'rosbags', 'robosuite', 'mujoco') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"training code imports {result.stdout.strip()}"

@@ -1,4 +1,4 @@
-"""Episode bags -> a compact, indexed training dataset, converted once.
+"""The compact, indexed training dataset: its layout, writer and reader (bags -> dataset: bag_conversion).
 
 Layout of a dataset folder (written to a temporary folder and renamed into place):
   frames.npy      (F, H, W, 3) uint8   observation frames, RGB; memory-mapped when read

@@ -202,3 +202,36 @@ def test_vla_with_minilm_instructions_uses_them_and_round_trips(tmp_path):
     _, bins, logps = policy.predict(frames, INSTRUCTIONS)
     _, loaded_bins, loaded_logps = loaded.predict(frames, INSTRUCTIONS)
     assert torch.equal(bins, loaded_bins) and torch.equal(logps, loaded_logps)
+
+
+def test_bc_builds_the_model_it_is_asked_for(tmp_path):
+    """Input size, patch size and layer counts reach the checkpoint together with model_overrides
+    (a sub-config override merges into them instead of replacing them)."""
+    from wmpo_episodes.dataset import write_dataset
+    from wmpo_policy.train_bc import BCConfig, train
+
+    rng = np.random.default_rng(0)
+    summary = {"task": "Lift", "instruction": INSTRUCTIONS[0], "outcome": "success", "success_step": 9}
+    arrays = {
+        "frames": rng.integers(0, 256, (11, 48, 48, 3), dtype=np.uint8),
+        "frame_stamps": np.arange(11),
+        "actions": rng.uniform(-1, 1, (10, 7)),
+        "commanded": rng.uniform(-1, 1, (10, 7)),
+    }
+    write_dataset(tmp_path / "data", [({**summary, "episode_id": "e0", "policy_id": "expert"}, arrays)])
+    config = BCConfig(
+        datasets=[str(tmp_path / "data")],
+        output=str(tmp_path / "bc"),
+        steps=1,
+        batch_size=2,
+        image_size=32,
+        patch_size=8,
+        vision_layers=1,
+        text_layers=3,
+        model_overrides={"vision_config": {"hidden_size": 32, "intermediate_size": 64}, "projector_hidden_size": 32},
+        threads=1,
+    )
+    model = VLAPolicy.from_pretrained(train(config)).model.config
+    assert model.vision_config["image_size"] == 32 and model.vision_config["patch_size"] == 8
+    assert model.vision_config["num_hidden_layers"] == 1 and model.vision_config["hidden_size"] == 32
+    assert model.text_config["num_hidden_layers"] == 3 and model.projector_hidden_size == 32

@@ -19,6 +19,9 @@ class BasePolicyConfig:
     batch_size: int = 32
     image_size: int = 64  # px, the policy's input
     patch_size: int = 8  # px
+    vision_layers: int | None = None  # None: the tiny VLA's 4
+    text_layers: int | None = None  # None: the tiny VLA's 4
+    learning_rate: float = 5e-4  # BC peak learning rate
     chunk_aligned: bool = True  # False: BC learns from every frame, not only chunk starts
     threads: int = 2
 
@@ -58,6 +61,9 @@ def train_base_policy(config: BasePolicyConfig) -> tuple[Path, dict]:
         batch_size=config.batch_size,
         image_size=config.image_size,
         patch_size=config.patch_size,
+        vision_layers=config.vision_layers,
+        text_layers=config.text_layers,
+        learning_rate=config.learning_rate,
         chunk_aligned=config.chunk_aligned,
         threads=config.threads,
     )

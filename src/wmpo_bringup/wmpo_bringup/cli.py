@@ -136,6 +136,8 @@ def cmd_train_bc(args) -> int:
         learning_rate=args.learning_rate,
         image_size=args.image_size,
         patch_size=args.patch_size,
+        vision_layers=args.vision_layers,
+        text_layers=args.text_layers,
         decoding=args.decoding,
         instruction_encoder=args.instruction_encoder,
         init_checkpoint=args.init_checkpoint,
@@ -184,6 +186,9 @@ def cmd_base_policy(args) -> int:
             batch_size=args.batch_size,
             image_size=args.image_size,
             patch_size=args.patch_size,
+            vision_layers=args.vision_layers,
+            text_layers=args.text_layers,
+            learning_rate=args.learning_rate,
             chunk_aligned=not args.all_frames,
             threads=args.threads,
         )
@@ -497,6 +502,8 @@ def main(argv=None) -> int:
     bc.add_argument("--learning-rate", type=float, default=5e-4)
     bc.add_argument("--image-size", type=int, default=64, help="policy input size, px (frames are resized)")
     bc.add_argument("--patch-size", type=int, default=8)
+    bc.add_argument("--vision-layers", type=int, default=None, help="SigLIP encoder layers (default: 4)")
+    bc.add_argument("--text-layers", type=int, default=None, help="Llama decoder layers (default: 4)")
     bc.add_argument("--decoding", default="parallel", choices=["parallel", "autoregressive"])
     bc.add_argument(
         "--instruction-encoder",
@@ -521,6 +528,9 @@ def main(argv=None) -> int:
     base.add_argument("--batch-size", type=int, default=32)
     base.add_argument("--image-size", type=int, default=64, help="policy input size, px")
     base.add_argument("--patch-size", type=int, default=8)
+    base.add_argument("--vision-layers", type=int, default=None, help="SigLIP encoder layers (default: 4)")
+    base.add_argument("--text-layers", type=int, default=None, help="Llama decoder layers (default: 4)")
+    base.add_argument("--learning-rate", type=float, default=5e-4, help="BC peak learning rate")
     base.add_argument("--all-frames", action="store_true", help="BC learns from every frame, not only chunk starts")
     base.add_argument("--threads", type=int, default=2)
     base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last'")

@@ -53,9 +53,11 @@ class BCConfig:
     chunk_aligned: bool = True
     image_size: int = 64  # px, the policy's input (frames are resized); 64 matches the CPU world model
     patch_size: int = 8  # px; (image_size / patch_size)^2 image tokens
+    vision_layers: int | None = None  # SigLIP encoder layers (None: the tiny config's 4)
+    text_layers: int | None = None  # Llama decoder layers (None: the tiny config's 4)
     decoding: str = "parallel"  # parallel | autoregressive
     instruction_encoder: str = "tokens"  # tokens | minilm (a frozen MiniLM sentence embedding as well)
-    model_overrides: dict = field(default_factory=dict)  # VLAConfig fields (bigger models on GPU)
+    model_overrides: dict = field(default_factory=dict)  # VLAConfig fields, sub-configs merged (bigger models on GPU)
     init_checkpoint: str = ""  # start from a VLA checkpoint folder instead of a fresh tiny model
     checkpoint_every: int = 500
     log_every: int = 20
@@ -112,11 +114,16 @@ def train(config: BCConfig) -> Path:
         policy = VLAPolicy.from_pretrained(config.init_checkpoint, config.device)
     else:
         tokenizer = build_tokenizer(sorted({r.instruction for _, _, r in episodes}))
-        overrides = {
-            "vision_config": {"image_size": config.image_size, "patch_size": config.patch_size},
-            **config.model_overrides,
-        }
+        overrides = dict(config.model_overrides)
+        vision = {"image_size": config.image_size, "patch_size": config.patch_size}
+        text = {}
+        if config.vision_layers is not None:
+            vision["num_hidden_layers"] = config.vision_layers
+        if config.text_layers is not None:
+            text["num_hidden_layers"] = config.text_layers
         model_config = VLAConfig(
+            vision_config={**vision, **overrides.pop("vision_config", {})},
+            text_config={**text, **overrides.pop("text_config", {})},
             text_vocab_size=512,
             decoding=config.decoding,
             instruction_encoder=config.instruction_encoder,

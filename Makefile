@@ -30,6 +30,7 @@ bench: env
 	$(PY) bench/recorder_throughput.py
 	$(PY) bench/policy_latency.py
 	$(PY) bench/imagination_throughput.py
+	$(PY) bench/bc_step_cost.py
 
 ## Re-pin requirements.lock from the venv (after changing requirements.txt); local version
 ## labels (+cpu) are dropped so that GPU machines resolve the same versions.

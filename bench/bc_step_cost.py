@@ -3,7 +3,7 @@ patches, SigLIP x Llama layers as given, batch of 128 px frames (as recorded), c
 forward, backward and AdamW, as ``wmpo_policy.train_bc`` runs them. Prints ms per sample, steps
 per hour and the samples an hour buys relative to the first configuration.
 
-  python bench/bc_step_cost.py [--layers 4x4 2x2] [--batch-size 32] [--repeats 5] [--threads 2]
+  python bench/bc_step_cost.py [--layers 4x4 2x2 2x1] [--batch-size 32] [--repeats 5] [--threads 2]
 """
 
 import argparse
@@ -51,7 +51,7 @@ def step_seconds(vision_layers: int, text_layers: int, batch: int, repeats: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", nargs="+", default=["4x4", "2x2"], help="SigLIP x Llama layers")
+    parser.add_argument("--layers", nargs="+", default=["4x4", "2x2", "2x1"], help="SigLIP x Llama layers")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)

@@ -1,5 +1,7 @@
 """The VLA: action tokens, normalisation, tokenizer, log-probs, checkpoints, learning."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -235,3 +237,8 @@ def test_bc_builds_the_model_it_is_asked_for(tmp_path):
     assert model.vision_config["image_size"] == 32 and model.vision_config["patch_size"] == 8
     assert model.vision_config["num_hidden_layers"] == 1 and model.vision_config["hidden_size"] == 32
     assert model.text_config["num_hidden_layers"] == 3 and model.projector_hidden_size == 32
+    # a checkpoint fixes the model: asking for other layers on top of it is refused before any write
+    continued = replace(config, output=str(tmp_path / "continued"), init_checkpoint=str(tmp_path / "bc"))
+    with pytest.raises(ValueError, match="fixes the model"):
+        train(continued)
+    assert not (tmp_path / "continued").exists()

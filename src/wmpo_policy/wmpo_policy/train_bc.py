@@ -86,6 +86,13 @@ def latest_checkpoint(output: Path) -> Path | None:
 
 
 def train(config: BCConfig) -> Path:
+    if config.init_checkpoint and (
+        config.vision_layers is not None or config.text_layers is not None or config.model_overrides
+    ):
+        raise ValueError(
+            f"init_checkpoint {config.init_checkpoint} fixes the model: vision_layers, text_layers and "
+            "model_overrides apply only to a fresh model"
+        )
     # -- set-up: seeds, threads, data ------------------------------------------------------------
     random.seed(config.seed)
     np.random.seed(config.seed)

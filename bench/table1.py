@@ -50,7 +50,8 @@ def cell(path: Path, run) -> dict:
 
 def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
     base_report = json.loads((Path(args.base) / "report.json").read_text())[task]
-    policy, demos = base_report["checkpoint"], str(Path(args.base) / task / "data")
+    policy = args.checkpoint.get(task, base_report["checkpoint"])
+    demos = str(Path(args.base) / task / "data")
     folder = Path(args.output) / task
     eval_states = list(range(args.eval_first_state, args.eval_first_state + args.eval_episodes))
     eval_goals = [{"init_state_id": i, "max_steps": args.max_steps, "record_mode": "all"} for i in eval_states]
@@ -120,6 +121,10 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                 threads=args.threads,
             )
             trained = online_grpo.train(config, collect)
+            history = json.loads((out / "online_grpo" / "history.json").read_text())
+            if not any(row["informative_groups"] for row in history):  # the weights never changed
+                note = "no online GRPO update (no group had both a success and a failure)"
+                return {**base, "note": f"{note}; the base policy's evaluation"}
             return collect(task, str(trained), eval_goals, out / "online_grpo_eval", 0.0)
 
         cells["online GRPO"].append(cell(out / "online GRPO.json", run_online))
@@ -168,6 +173,13 @@ def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: i
     return text
 
 
+def _task_path(item: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    task, sep, path = item.partition("=")
+    if not sep or not Path(path).is_dir():
+        parser.error(f"--checkpoint takes TASK=PATH with PATH a checkpoint folder, got {item!r}")
+    return task, path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["Lift", "NutAssemblySquare"])
@@ -176,6 +188,13 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=100, help="held-out initial states per cell")
     parser.add_argument("--eval-first-state", type=int, default=1000)
     parser.add_argument("--base", default="runs/base", help="wmpo base-policy output")
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        default=[],
+        metavar="TASK=PATH",
+        help="base policy per task instead of the one in --base's report.json (e.g. one trained on longer)",
+    )
     parser.add_argument("--output", default="runs/table1")
     parser.add_argument("--max-steps", type=int, default=0, help="episode budget (0 = the task's)")
     parser.add_argument("--wm-steps", type=int, default=2000, help="world-model pretraining on the demos")
@@ -194,6 +213,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    args.checkpoint = dict(_task_path(item, parser) for item in args.checkpoint)
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
 from wmpo_worldmodel.reward_model import VideoRewardModel
@@ -62,7 +63,14 @@ def imagine(
     size = world_model.unet.config.sample_size * world_model.vae_scale
     context = to_uint8_frames(to_model_frames(contexts, size, "cpu"))  # at the world model's size
     frames, actions, bins, log_probs = [context[:, -1:]], [], [], []
-    for _ in range(math.ceil(max_steps / horizon)):
+    chunks = tqdm(
+        range(math.ceil(max_steps / horizon)),
+        f"imagining {len(contexts)} rollouts",
+        unit="chunk",
+        leave=False,
+        disable=None,
+    )
+    for _ in chunks:  # the bar shows on a terminal only (disable=None)
         chunk, chunk_bins, chunk_log_probs = policy.predict(frames[-1][:, -1], instructions, temperature, generator)
         new = world_model(context, chunk, sampler_steps, sampler, generator)
         context = np.concatenate([context, new], axis=1)[:, -nc:]

@@ -53,6 +53,12 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
     policy = args.checkpoint.get(task, base_report["checkpoint"])
     demos = str(Path(args.base) / task / "data")
     folder = Path(args.output) / task
+    stored = folder / "base_policy.txt"  # the cells below were made from it: never mix two base policies
+    if stored.is_file() and stored.read_text() != policy:
+        held = stored.read_text()
+        raise SystemExit(f"{folder} holds cells of base policy {held}, not {policy}; use another --output")
+    folder.mkdir(parents=True, exist_ok=True)
+    stored.write_text(policy)
     eval_states = list(range(args.eval_first_state, args.eval_first_state + args.eval_episodes))
     eval_goals = [{"init_state_id": i, "max_steps": args.max_steps, "record_mode": "all"} for i in eval_states]
     pretraining = WMConfig(

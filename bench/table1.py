@@ -54,8 +54,8 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
     demos = str(Path(args.base) / task / "data")
     folder = Path(args.output) / task
     stored = folder / "base_policy.txt"  # the cells below were made from it: never mix two base policies
-    if stored.is_file() and stored.read_text() != policy:
-        held = stored.read_text()
+    held = stored.read_text() if stored.is_file() else policy
+    if held != policy:
         raise SystemExit(f"{folder} holds cells of base policy {held}, not {policy}; use another --output")
     folder.mkdir(parents=True, exist_ok=True)
     stored.write_text(policy)

@@ -61,10 +61,6 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
     stored.write_text(policy)
     eval_states = list(range(args.eval_first_state, args.eval_first_state + args.eval_episodes))
     eval_goals = [{"init_state_id": i, "max_steps": args.max_steps, "record_mode": "all"} for i in eval_states]
-    pretraining = WMConfig(
-        datasets=[demos], output=str(folder / "world_model"), steps=args.wm_steps, threads=args.threads
-    )
-    pretrained = train_world_model(pretraining)  # resumes, or returns at once when already trained
     grpo = GRPOConfig(
         group_size=args.group_size, start_states=args.start_states, mini_batch=32, learning_rate=args.learning_rate
     )
@@ -73,30 +69,36 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
     for seed in args.seeds:
         out = folder / f"seed_{seed}"
         cells["base"].append(base)
-        loop_config = LoopConfig(
-            task=task,
-            policy=policy,
-            world_model=str(pretrained),
-            demos=demos,
-            output=str(out / "wmpo"),
-            budget=args.budget,
-            collect_first_init_state=3000 + 1000 * seed,
-            eval_init_states=eval_states,
-            max_steps=args.max_steps,
-            align_steps=args.align_steps,
-            reward_steps=args.reward_steps,
-            wmpo_iterations=args.wmpo_iterations,
-            grpo=grpo,
-            sampler_steps=args.sampler_steps,
-            threads=args.threads,
-        )
-        (out / "wmpo").mkdir(parents=True, exist_ok=True)
-        shutil.copy(folder / "base.json", out / "wmpo" / "base_evaluate.json")  # the loop skips it: done
-        wmpo_eval = cell(out / "WMPO.json", lambda c=loop_config: _loop_evaluation(c, collect))
-        cells["WMPO"].append(wmpo_eval)
-        rollouts = json.loads((out / "wmpo" / "round_0" / "collect.json").read_text())["dataset"]
+        if "WMPO" in args.methods:
+            pretraining = WMConfig(
+                datasets=[demos], output=str(folder / "world_model"), steps=args.wm_steps, threads=args.threads
+            )
+            loop_config = LoopConfig(
+                task=task,
+                policy=policy,
+                world_model=str(train_world_model(pretraining)),  # resumes, or returns at once when trained
+                demos=demos,
+                output=str(out / "wmpo"),
+                budget=args.budget,
+                collect_first_init_state=3000 + 1000 * seed,
+                eval_init_states=eval_states,
+                max_steps=args.max_steps,
+                align_steps=args.align_steps,
+                reward_steps=args.reward_steps,
+                wmpo_iterations=args.wmpo_iterations,
+                grpo=grpo,
+                sampler_steps=args.sampler_steps,
+                threads=args.threads,
+            )
+            (out / "wmpo").mkdir(parents=True, exist_ok=True)
+            shutil.copy(folder / "base.json", out / "wmpo" / "base_evaluate.json")  # the loop skips it: done
+            cells["WMPO"].append(cell(out / "WMPO.json", lambda c=loop_config: _loop_evaluation(c, collect)))
 
-        def run_dpo(seed=seed, out=out, rollouts=rollouts):
+        def run_dpo(seed=seed, out=out):
+            collected = out / "wmpo" / "round_0" / "collect.json"
+            if not collected.is_file():
+                raise SystemExit(f"DPO learns from the WMPO round's P rollouts and {collected} is missing: run WMPO")
+            rollouts = json.loads(collected.read_text())["dataset"]
             try:
                 trained = dpo.train(
                     dpo.DPOConfig(
@@ -111,7 +113,8 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                 return {**base, "note": f"no DPO update ({error}); the base policy's evaluation"}
             return collect(task, str(trained), eval_goals, out / "dpo_eval", 0.0)
 
-        cells["DPO"].append(cell(out / "DPO.json", run_dpo))
+        if "DPO" in args.methods:
+            cells["DPO"].append(cell(out / "DPO.json", run_dpo))
 
         def run_online(seed=seed, out=out):
             config = online_grpo.OnlineGRPOConfig(
@@ -133,8 +136,9 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                 return {**base, "note": f"{note}; the base policy's evaluation"}
             return collect(task, str(trained), eval_goals, out / "online_grpo_eval", 0.0)
 
-        cells["online GRPO"].append(cell(out / "online GRPO.json", run_online))
-    return cells
+        if "online GRPO" in args.methods:
+            cells["online GRPO"].append(cell(out / "online GRPO.json", run_online))
+    return {method: results for method, results in cells.items() if results}
 
 
 def _loop_evaluation(config: LoopConfig, collect) -> dict:
@@ -152,7 +156,8 @@ def pooled(results: list[dict]) -> tuple[float, float, float, int]:
 def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: int) -> str:
     tasks = list(table)
     lines = [f"| method (P = {budget}) | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-    for method in METHODS:
+    methods = [method for method in METHODS if method in table[tasks[0]]]
+    for method in methods:
         row = []
         for task in tasks:
             rate, low, high, n = pooled(table[task][method])
@@ -161,10 +166,10 @@ def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: i
     text = "\n".join(lines) + "\n"
     (output / "table1.md").write_text(text)
     figure, axis = plt.subplots(figsize=(2.5 + 2.5 * len(tasks), 3.5))
-    width = 0.8 / len(METHODS)
-    for m, method in enumerate(METHODS):
+    width = 0.8 / len(methods)
+    for m, method in enumerate(methods):
         stats = [pooled(table[task][method]) for task in tasks]
-        x = np.arange(len(tasks)) + (m - (len(METHODS) - 1) / 2) * width
+        x = np.arange(len(tasks)) + (m - (len(methods) - 1) / 2) * width
         rates = np.array([s[0] for s in stats])
         errors = [rates - [s[1] for s in stats], np.array([s[2] for s in stats]) - rates]
         axis.bar(x, rates, width, yerr=errors, capsize=3, label=method)
@@ -200,6 +205,15 @@ def main() -> None:
         default=[],
         metavar="TASK=PATH",
         help="base policy per task instead of the one in --base's report.json (e.g. one trained on longer)",
+    )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS[1:],
+        default=list(METHODS[1:]),
+        help="the cells to run and tabulate besides the base policy's (e.g. a baseline in a second process "
+        "with another ROS_DOMAIN_ID and the same --output); DPO learns from WMPO's P rollouts, so WMPO's "
+        "collect phase must be done",
     )
     parser.add_argument("--output", default="runs/table1")
     parser.add_argument("--max-steps", type=int, default=0, help="episode budget (0 = the task's)")

@@ -16,6 +16,7 @@ from std_srvs.srv import Trigger
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.episode_client import EpisodeClient
 from wmpo_bringup.runner import GraphProcesses
+from wmpo_episodes.action_goals import send_goal
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ActionChunk
 from wmpo_interfaces.srv import ResetEpisode
@@ -86,9 +87,9 @@ class ArmDriver:
     def run_chunk(self, actions: np.ndarray):
         chunk = ActionChunk(horizon=len(actions), action_dim=7, actions=[float(v) for v in actions.reshape(-1)])
         chunk.header.stamp = self.node.get_clock().now().to_msg()
-        send = self.execute.send_goal_async(ExecuteChunk.Goal(chunk=chunk))
-        self.node.spin_until(send, 30.0)
-        result = send.result().get_result_async()
+        handle = send_goal(self.execute, ExecuteChunk.Goal(chunk=chunk), self.node.spin_until)
+        assert handle is not None, "arm/execute_chunk did not answer"
+        result = handle.get_result_async()
         self.node.spin_until(result, 30.0)
         return result.result()
 

@@ -81,6 +81,8 @@ def run_and_label(client, label_client, outcome: str, record_mode: str):
     handle = client.send_episode_goal(goal, lambda _: first_chunk.done() or first_chunk.set_result(True))
     client.spin_until(first_chunk, 120.0)
     assert first_chunk.done(), "no feedback from the episode"
+    second = client.send_episode_goal(RunEpisode.Goal(task="Lift", seed=4, max_steps=8, record_mode="none"))
+    assert second is not None and not second.accepted  # one episode at a time
     answer = label_client.label(outcome, timeout=30.0)
     return answer, client.wait_for_result(handle, 240.0)
 

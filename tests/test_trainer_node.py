@@ -11,6 +11,7 @@ from test_world_model import tiny_pipeline
 
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.runner import GraphProcesses
+from wmpo_episodes.action_goals import send_goal
 from wmpo_episodes.dataset import write_dataset
 from wmpo_interfaces.action import TrainWMPO
 
@@ -24,6 +25,10 @@ TINY = {
     "sampler_steps": 2,
     "threads": 1,
 }
+
+
+def log_tail(log, lines: int = 30) -> str:
+    return "".join(log.read_text().splitlines(keepends=True)[-lines:]) if log.exists() else f"{log}: no log"
 
 
 def test_trainer_action_runs_a_round_with_feedback_and_cancels(tmp_path, ros_domain):
@@ -51,9 +56,9 @@ def test_trainer_action_runs_a_round_with_feedback_and_cancels(tmp_path, ros_dom
         action = ActionClient(client, TrainWMPO, "trainer/train")
         assert action.wait_for_server(timeout_sec=60)
         phases = []
-        sent = action.send_goal_async(goal, feedback_callback=lambda f: phases.append(f.feedback.phase))
-        client.spin_until(sent, 30)
-        outcome = sent.result().get_result_async()
+        handle = send_goal(action, goal, client.spin_until, lambda f: phases.append(f.feedback.phase))
+        assert handle is not None and handle.accepted, log_tail(tmp_path / "trainer" / "trainer.log")
+        outcome = handle.get_result_async()
         client.spin_until(outcome, 600)
         result = outcome.result().result
         assert result.success, result.message
@@ -65,9 +70,8 @@ def test_trainer_action_runs_a_round_with_feedback_and_cancels(tmp_path, ros_dom
 
         # Cancel: stops at the next phase boundary, and says how to resume.
         goal.output = str(tmp_path / "canceled")
-        sent = action.send_goal_async(goal, feedback_callback=lambda f: phases.append(f.feedback.phase))
-        client.spin_until(sent, 30)
-        handle = sent.result()
+        handle = send_goal(action, goal, client.spin_until, lambda f: phases.append(f.feedback.phase))
+        assert handle is not None and handle.accepted, log_tail(tmp_path / "trainer" / "trainer.log")
         client.spin_until(handle.cancel_goal_async(), 30)
         outcome = handle.get_result_async()
         client.spin_until(outcome, 600)

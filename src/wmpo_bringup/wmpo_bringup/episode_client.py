@@ -7,6 +7,7 @@ from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from wmpo_episodes.action_goals import send_goal
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
 from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording
@@ -70,10 +71,8 @@ class EpisodeClient(Node):
         return self.wait_for_result(handle, timeout)
 
     def send_episode_goal(self, goal, feedback=None):
-        """Send a RunEpisode goal; return its goal handle (None if no answer)."""
-        send = self.client.send_goal_async(goal, feedback_callback=feedback)
-        self.spin_until(send, 30.0)
-        return send.result()
+        """Send a RunEpisode goal; return its goal handle (None if no answer within 30 s)."""
+        return send_goal(self.client, goal, self.spin_until, feedback)
 
     def wait_for_result(self, handle, timeout: float) -> EpisodeResult:
         result = handle.get_result_async()

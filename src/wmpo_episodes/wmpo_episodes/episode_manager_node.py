@@ -41,6 +41,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
 from std_msgs.msg import String
 
+from wmpo_episodes.action_goals import OneGoalAtATime
 from wmpo_episodes.deadlines import Deadlines
 from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.rosbag2_snapshot import snapshot_service_type
@@ -110,7 +111,7 @@ class EpisodeManager(Node):
             except ImportError as error:
                 raise ValueError(str(error)) from None
             self.snapshot_client = self.create_client(snapshot, self.param("snapshot_service"), callback_group=group)
-        self._busy = False
+        self.one_goal = OneGoalAtATime()
         self._running: EpisodeSummary | None = None  # the episode now running, for ~/label
         self._label = Future()  # completed by ~/label with (outcome, step)
         self._successes_recorded = 0  # successes seen in failures mode (for success_share)
@@ -121,6 +122,7 @@ class EpisodeManager(Node):
             "~/run_episode",
             execute_callback=self._run,
             goal_callback=self._accept_goal,
+            handle_accepted_callback=self.one_goal.claim,
             cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=group,
         )
@@ -129,14 +131,13 @@ class EpisodeManager(Node):
         return self.get_parameter(key).value
 
     def _accept_goal(self, goal):
-        if self._busy:
+        if self.one_goal.busy:
             self.get_logger().error("rejected a RunEpisode goal: an episode is already running")
             return GoalResponse.REJECT
         mode = goal.record_mode or self.param("record_mode")
         if mode not in RECORD_MODES:
             self.get_logger().error(f"rejected a RunEpisode goal: record_mode {mode!r} not in {RECORD_MODES}")
             return GoalResponse.REJECT
-        self._busy = True
         return GoalResponse.ACCEPT
 
     def _on_label(self, request, response):
@@ -252,6 +253,10 @@ class EpisodeManager(Node):
             self.get_logger().error(f"episode {summary.episode_id}: no rosbag2 snapshot: {error}")
 
     async def _run(self, goal_handle):
+        if not self.one_goal.owns(goal_handle):  # accepted beside another goal; that one runs
+            self.get_logger().error("aborted a RunEpisode goal: an episode is already running")
+            goal_handle.abort()
+            return RunEpisode.Result()
         goal = goal_handle.request
         mode = goal.record_mode or self.param("record_mode")
         summary = EpisodeSummary(
@@ -341,7 +346,7 @@ class EpisodeManager(Node):
             summary.outcome = EpisodeSummary.OUTCOME_INCOMPLETE
             self.get_logger().error(f"episode {summary.episode_id} incomplete: {traceback.format_exc()}")
         finally:
-            self._busy = False
+            self.one_goal.release()
             self._running = None
         summary.end_time = self.get_clock().now().to_msg()
         if recording:

@@ -11,6 +11,7 @@ from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
+from wmpo_episodes.action_goals import send_goal
 from wmpo_episodes.bag_conversion import read_episode_arrays
 from wmpo_episodes.dataset import write_dataset
 from wmpo_episodes.success_rate import wilson_interval
@@ -22,11 +23,17 @@ class CollectionError(RuntimeError):
     """The graph did not answer or refused; the text says what."""
 
 
-def wait(future, timeout: float, what: str):
-    """Block this thread until an rclpy future is done (other executor threads complete it)."""
+def done_within(future, timeout: float) -> bool:
+    """Block this thread until an rclpy future is done (other executor threads complete it) or
+    ``timeout`` s have passed; return whether it is done."""
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
+    return done.wait(timeout)
+
+
+def wait(future, timeout: float, what: str):
+    """The result of an rclpy future done within ``timeout`` s; CollectionError if it is not."""
+    if not done_within(future, timeout):
         raise CollectionError(f"{what}: no answer within {timeout:.0f} s")
     return future.result()
 
@@ -66,7 +73,9 @@ class GraphCollector:
                 if self.should_stop():
                     raise CollectionError("canceled")
                 request = RunEpisode.Goal(task=task, seed=-1, **{k: v for k, v in goal.items()})
-                handle = wait(self.episodes.send_goal_async(request), 30.0, "RunEpisode goal")
+                handle = send_goal(self.episodes, request, done_within)
+                if handle is None:
+                    raise CollectionError("RunEpisode goal: no answer within 30 s")
                 if not handle.accepted:
                     raise CollectionError("the episode manager rejected the goal")
                 answer = wait(handle.get_result_async(), self.episode_timeout, "RunEpisode result").result

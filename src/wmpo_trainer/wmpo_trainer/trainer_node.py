@@ -8,7 +8,6 @@ Interfaces (node ``trainer``):
 One goal at a time. A goal re-sent with the same output folder resumes where the last one stopped.
 """
 
-import threading
 import traceback
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -16,6 +15,7 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
+from wmpo_episodes.action_goals import OneGoalAtATime
 from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.ranges import parse_range
 from wmpo_interfaces.action import TrainWMPO
@@ -36,7 +36,7 @@ class TrainerNode(Node):
         super().__init__("trainer", **kwargs)
         for key, (default, doc) in PARAMETERS.items():
             self.declare_parameter(key, default, ParameterDescriptor(description=doc))
-        self._busy = threading.Lock()
+        self.one_goal = OneGoalAtATime()
         self.group = ReentrantCallbackGroup()
         ActionServer(
             self,
@@ -44,6 +44,7 @@ class TrainerNode(Node):
             "~/train",
             execute_callback=self._train,
             goal_callback=self._accept,
+            handle_accepted_callback=self.one_goal.claim,
             cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=self.group,
         )
@@ -57,7 +58,7 @@ class TrainerNode(Node):
                 "rejected a TrainWMPO goal: task, policy, world_model, demos and output are required"
             )
             return GoalResponse.REJECT
-        if not self._busy.acquire(blocking=False):
+        if self.one_goal.busy:
             self.get_logger().error("rejected a TrainWMPO goal: training is already running")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
@@ -67,8 +68,13 @@ class TrainerNode(Node):
         from wmpo_trainer.grpo import GRPOConfig
         from wmpo_trainer.loop import LoopConfig, run_loop
 
-        goal = goal_handle.request
         result = TrainWMPO.Result()
+        if not self.one_goal.owns(goal_handle):  # accepted beside another goal; that one runs
+            result.message = "training is already running"
+            self.get_logger().error(f"aborted a TrainWMPO goal: {result.message}")
+            goal_handle.abort()
+            return result
+        goal = goal_handle.request
         try:
             config = LoopConfig(
                 task=goal.task,
@@ -117,7 +123,7 @@ class TrainerNode(Node):
                 self.get_logger().error(f"{result.message}\n{traceback.format_exc()}")
                 goal_handle.abort()
         finally:
-            self._busy.release()
+            self.one_goal.release()
         return result
 
 

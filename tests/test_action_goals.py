@@ -77,69 +77,70 @@ def wait_for(predicate, timeout=30.0) -> bool:
     return predicate()
 
 
-def spin_until(executor, predicate, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
-    return predicate()
+class Sender:
+    """The client side: a node spun by this thread; ``wait`` counts the tries of ``send_goal``."""
+
+    def __init__(self, context, action: str):
+        self.node = Node("goal_sender", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.client = ActionClient(self.node, TrainWMPO, action)
+        self.waits = []
+
+    def wait(self, future, timeout: float) -> None:
+        self.waits.append(timeout)
+        self.executor.spin_until_future_complete(future, timeout_sec=timeout)
+
+    def spin_until(self, predicate, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def result(self, handle):
+        result = handle.get_result_async()
+        self.executor.spin_until_future_complete(result, timeout_sec=30.0)
+        return result.result()
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
 
 
 def test_an_unanswered_goal_is_sent_again_and_only_the_chosen_one_runs(rclpy_context):
     server = SlowFirstAnswerServer(rclpy_context)
     server.thread.start()
-    node = Node("goal_sender", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    client = ActionClient(node, TrainWMPO, "train")
-    waits, feedback = [], []
-
-    def wait(future, timeout):
-        waits.append(timeout)
-        executor.spin_until_future_complete(future, timeout_sec=timeout)
-
+    sender, feedback = Sender(rclpy_context, "train"), []
     try:
-        assert client.wait_for_server(timeout_sec=30.0)
-        handle = send_goal(client, TrainWMPO.Goal(task="Lift"), wait, feedback.append, answer_timeout=0.3, tries=100)
+        assert sender.client.wait_for_server(timeout_sec=30.0)
+        goal = TrainWMPO.Goal(task="Lift")
+        handle = send_goal(sender.client, goal, sender.wait, feedback.append, answer_timeout=0.3, tries=100)
         assert handle is not None and handle.accepted
-        assert len(waits) >= 2 and server.goals_seen >= 2  # the first try got no answer: sent again
+        assert len(sender.waits) >= 2 and server.goals_seen >= 2  # the first try got no answer: sent again
 
         # The first try is answered late, accepted beside the running goal: the client cancels it.
         server.release_first.set()
-        assert spin_until(executor, lambda: server.canceled_beside == 1)
+        assert sender.spin_until(lambda: server.canceled_beside == 1)
         server.finish.set()
-        result = handle.get_result_async()
-        executor.spin_until_future_complete(result, timeout_sec=30.0)
-        assert result.result().status == GoalStatus.STATUS_SUCCEEDED and result.result().result.success
+        result = sender.result(handle)
+        assert result.status == GoalStatus.STATUS_SUCCEEDED and result.result.success
         assert server.completed == 1 and not server.one_goal.busy
         assert [bytes(f.goal_id.uuid) for f in feedback] == [bytes(handle.goal_id.uuid)]
 
         # Nothing is left claimed: the next goal is answered at its first try.
-        waits.clear()
-        again = send_goal(client, TrainWMPO.Goal(task="Lift"), wait, answer_timeout=10.0)
-        assert again is not None and again.accepted and len(waits) == 1
-        result = again.get_result_async()
-        executor.spin_until_future_complete(result, timeout_sec=30.0)
-        assert result.result().status == GoalStatus.STATUS_SUCCEEDED and server.completed == 2
+        sender.waits.clear()
+        again = send_goal(sender.client, goal, sender.wait, answer_timeout=10.0)
+        assert again is not None and again.accepted and len(sender.waits) == 1
+        assert sender.result(again).status == GoalStatus.STATUS_SUCCEEDED and server.completed == 2
     finally:
         server.close()
-        executor.shutdown()
-        node.destroy_node()
+        sender.close()
 
 
 def test_a_goal_nobody_answers_gives_none_after_its_tries(rclpy_context):
-    node = Node("goal_sender", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    waits = []
-
-    def wait(future, timeout):
-        waits.append(timeout)
-        executor.spin_until_future_complete(future, timeout_sec=timeout)
-
+    sender = Sender(rclpy_context, "nobody/train")
     try:
-        client = ActionClient(node, TrainWMPO, "nobody/train")
-        assert send_goal(client, TrainWMPO.Goal(task="Lift"), wait, answer_timeout=0.1, tries=3) is None
-        assert waits == [0.1, 0.1, 0.1]
+        assert send_goal(sender.client, TrainWMPO.Goal(task="Lift"), sender.wait, answer_timeout=0.1, tries=3) is None
+        assert sender.waits == [0.1, 0.1, 0.1]
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        sender.close()

@@ -28,7 +28,7 @@ def send_goal(
     tries: int = 6,
 ) -> ClientGoalHandle | None:
     """Send ``goal``; return the goal handle (accepted or rejected) of the first try answered, or
-    None when no try was answered within ``answer_timeout`` s [s] of being sent.
+    None when no try was answered within ``answer_timeout`` seconds of being sent.
 
     ``wait(future, timeout)`` returns once ``future`` is done or ``timeout`` s have passed; it spins
     the client's node if no other thread does (e.g. ``executor.spin_until_future_complete``).

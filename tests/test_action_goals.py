@@ -17,12 +17,12 @@ from wmpo_interfaces.action import TrainWMPO
 class SlowFirstAnswerServer:
     """A real action server that withholds its answer to the first goal until ``release_first``
     (as if it had been lost) and keeps the running goal going until ``finish``. A goal accepted
-    beside the running one waits to be canceled (the arm has no claim of its own)."""
+    beside the running one waits for the client's cancel (the arm has no claim of its own)."""
 
     def __init__(self, context):
         self.node = Node("slow_first_answer", context=context)
         self.one_goal = OneGoalAtATime()
-        self.release_first, self.finish = threading.Event(), threading.Event()
+        self.release_first, self.finish, self.cancel_asked = threading.Event(), threading.Event(), threading.Event()
         self.goals_seen, self.completed, self.canceled_beside = 0, 0, 0
         ActionServer(
             self.node,
@@ -31,7 +31,7 @@ class SlowFirstAnswerServer:
             execute_callback=self.run,
             goal_callback=self.accept,
             handle_accepted_callback=self.one_goal.claim,
-            cancel_callback=lambda _: CancelResponse.ACCEPT,
+            cancel_callback=self.on_cancel,
             callback_group=ReentrantCallbackGroup(),
         )
         self.executor = MultiThreadedExecutor(num_threads=6, context=context)
@@ -45,14 +45,15 @@ class SlowFirstAnswerServer:
             assert self.release_first.wait(30.0), "the test never released the first answer"
         return GoalResponse.REJECT if busy else GoalResponse.ACCEPT
 
+    def on_cancel(self, goal_handle) -> CancelResponse:
+        self.cancel_asked.set()
+        return CancelResponse.ACCEPT
+
     def run(self, goal_handle):
         goal_handle.publish_feedback(TrainWMPO.Feedback(phase="started"))
         if not self.one_goal.owns(goal_handle):  # accepted beside the running goal: the client cancels it
-            if wait_for(lambda: goal_handle.is_cancel_requested):
-                self.canceled_beside += 1
-                goal_handle.canceled()
-            else:
-                goal_handle.abort()
+            self.canceled_beside += self.cancel_asked.wait(30.0)
+            goal_handle.abort()  # valid whether or not the cancel has been processed yet
             return TrainWMPO.Result(message="already running")
         try:
             self.finish.wait(30.0)
@@ -67,14 +68,6 @@ class SlowFirstAnswerServer:
         self.finish.set()
         self.executor.shutdown()
         self.node.destroy_node()
-
-
-def wait_for(predicate, timeout=30.0) -> bool:
-    """Poll a condition set by another thread (the server's own executor answers the cancel)."""
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return predicate()
 
 
 class Sender:

@@ -226,6 +226,7 @@ def test_bc_builds_the_model_it_is_asked_for(tmp_path):
         output=str(tmp_path / "bc"),
         steps=1,
         batch_size=2,
+        vision_tower="siglip",
         image_size=32,
         patch_size=8,
         vision_layers=1,

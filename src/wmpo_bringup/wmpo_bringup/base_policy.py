@@ -17,7 +17,8 @@ class BasePolicyConfig:
     demo_max_steps: int = 0  # the expert's step budget (0 = the task's)
     bc_steps: int = 1500
     batch_size: int = 32
-    image_size: int = 64  # px, the policy's input
+    vision_tower: str = "efficientnet_lite0"
+    image_size: int | None = None  # px, the policy's input (None: the tower's default)
     patch_size: int = 8  # px
     vision_layers: int | None = None  # None: the tiny VLA's 4
     text_layers: int | None = None  # None: the tiny VLA's 4
@@ -59,6 +60,7 @@ def train_base_policy(config: BasePolicyConfig) -> tuple[Path, dict]:
         output=str(Path(config.output) / "bc"),
         steps=config.bc_steps,
         batch_size=config.batch_size,
+        vision_tower=config.vision_tower,
         image_size=config.image_size,
         patch_size=config.patch_size,
         vision_layers=config.vision_layers,

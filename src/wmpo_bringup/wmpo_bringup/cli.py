@@ -134,6 +134,7 @@ def cmd_train_bc(args) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        vision_tower=args.vision_tower,
         image_size=args.image_size,
         patch_size=args.patch_size,
         vision_layers=args.vision_layers,
@@ -184,6 +185,7 @@ def cmd_base_policy(args) -> int:
             demo_max_steps=args.demo_max_steps,
             bc_steps=args.steps,
             batch_size=args.batch_size,
+            vision_tower=args.vision_tower,
             image_size=args.image_size,
             patch_size=args.patch_size,
             vision_layers=args.vision_layers,
@@ -207,7 +209,13 @@ def cmd_base_policy(args) -> int:
             "expert_successes": expert["successes"],
             "checkpoint": str(checkpoint),
             "bc_steps": args.steps,
-            "bc": {"image_size": args.image_size, "patch_size": args.patch_size, "all_frames": args.all_frames},
+            "bc": {
+                "vision_tower": args.vision_tower,
+                "image_size": args.image_size,
+                "text_layers": args.text_layers,
+                "learning_rate": args.learning_rate,
+                "all_frames": args.all_frames,
+            },
             "train_minutes_this_run": round(train_minutes, 1),
             "eval_init_states": args.eval_init_states,
             "eval_max_steps": args.eval_max_steps or TASKS[task].max_steps,
@@ -500,7 +508,12 @@ def main(argv=None) -> int:
     bc.add_argument("--steps", type=int, default=2000)
     bc.add_argument("--batch-size", type=int, default=16)
     bc.add_argument("--learning-rate", type=float, default=5e-4)
-    bc.add_argument("--image-size", type=int, default=64, help="policy input size, px (frames are resized)")
+    bc.add_argument(
+        "--vision-tower",
+        default="efficientnet_lite0",
+        help="efficientnet_lite0 (ImageNet-pretrained) | conv_keypoints | siglip",
+    )
+    bc.add_argument("--image-size", type=int, default=None, help="policy input size, px (default: the tower's)")
     bc.add_argument("--patch-size", type=int, default=8)
     bc.add_argument("--vision-layers", type=int, default=None, help="SigLIP encoder layers (default: 4)")
     bc.add_argument("--text-layers", type=int, default=None, help="Llama decoder layers (default: 4)")
@@ -526,7 +539,12 @@ def main(argv=None) -> int:
     base.add_argument("--demo-max-steps", type=int, default=300, help="the expert's step budget per demonstration")
     base.add_argument("--steps", type=int, default=1500, help="BC optimizer steps per task")
     base.add_argument("--batch-size", type=int, default=32)
-    base.add_argument("--image-size", type=int, default=64, help="policy input size, px")
+    base.add_argument(
+        "--vision-tower",
+        default="efficientnet_lite0",
+        help="efficientnet_lite0 (ImageNet-pretrained) | conv_keypoints | siglip",
+    )
+    base.add_argument("--image-size", type=int, default=None, help="policy input size, px (default: the tower's)")
     base.add_argument("--patch-size", type=int, default=8)
     base.add_argument("--vision-layers", type=int, default=None, help="SigLIP encoder layers (default: 4)")
     base.add_argument("--text-layers", type=int, default=None, help="Llama decoder layers (default: 4)")

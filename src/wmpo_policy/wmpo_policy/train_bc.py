@@ -51,8 +51,9 @@ class BCConfig:
     # the frame before each open-loop chunk. A chunk-planning expert's actions from a mid-chunk
     # frame depend on where it was in its own chunk, which no frame shows.
     chunk_aligned: bool = True
-    image_size: int = 64  # px, the policy's input (frames are resized); 64 matches the CPU world model
-    patch_size: int = 8  # px; (image_size / patch_size)^2 image tokens
+    vision_tower: str = "efficientnet_lite0"  # siglip | efficientnet_lite0 (ImageNet-pretrained) | conv_keypoints
+    image_size: int | None = None  # px, the policy's input (frames are resized); None: the tower's default
+    patch_size: int = 8  # px, SigLIP only; (image_size / patch_size)^2 image tokens
     vision_layers: int | None = None  # SigLIP encoder layers (None: the tiny config's 4)
     text_layers: int | None = None  # Llama decoder layers (None: the tiny config's 4)
     decoding: str = "parallel"  # parallel | autoregressive
@@ -122,13 +123,18 @@ def train(config: BCConfig) -> Path:
     else:
         tokenizer = build_tokenizer(sorted({r.instruction for _, _, r in episodes}))
         overrides = dict(config.model_overrides)
-        vision = {"image_size": config.image_size, "patch_size": config.patch_size}
+        vision = {} if config.image_size is None else {"image_size": config.image_size}
         text = {}
-        if config.vision_layers is not None:
-            vision["num_hidden_layers"] = config.vision_layers
+        if config.vision_tower == "siglip":
+            vision["patch_size"] = config.patch_size
+            if config.vision_layers is not None:
+                vision["num_hidden_layers"] = config.vision_layers
+        elif config.vision_layers is not None:
+            raise ValueError(f"vision_layers is a SigLIP setting; the {config.vision_tower} tower has none")
         if config.text_layers is not None:
             text["num_hidden_layers"] = config.text_layers
         model_config = VLAConfig(
+            vision_tower=config.vision_tower,
             vision_config={**vision, **overrides.pop("vision_config", {})},
             text_config={**text, **overrides.pop("text_config", {})},
             text_vocab_size=512,
@@ -136,7 +142,9 @@ def train(config: BCConfig) -> Path:
             instruction_encoder=config.instruction_encoder,
             **overrides,
         )
-        policy = VLAPolicy(VLAForActionPrediction(model_config), tokenizer, ActionStats.from_actions(used_actions))
+        policy = VLAPolicy(
+            VLAForActionPrediction.fresh(model_config), tokenizer, ActionStats.from_actions(used_actions)
+        )
         policy.model.to(config.device)
     model, stats, horizon = policy.model.train(), policy.stats, policy.model.config.chunk_size
     stride = horizon if config.chunk_aligned else 1

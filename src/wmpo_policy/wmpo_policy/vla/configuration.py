@@ -3,16 +3,9 @@
 from transformers import PretrainedConfig
 
 from wmpo_policy.vla.action_tokens import N_BINS
+from wmpo_policy.vla.vision_towers import default_fields, tower_config
 
 # Tiny defaults that train on CPU; a GPU run passes bigger sub-configs (or loads a checkpoint).
-TINY_VISION = {
-    "hidden_size": 192,
-    "intermediate_size": 768,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "patch_size": 16,
-    "image_size": 128,
-}
 TINY_TEXT = {
     "hidden_size": 256,
     "intermediate_size": 688,
@@ -25,7 +18,10 @@ TINY_TEXT = {
 
 class VLAConfig(PretrainedConfig):
     """
-    vision_config: SiglipVisionConfig fields (its image_size is the policy's input size, px).
+    vision_tower: a registered tower of vla/vision_towers.py (siglip, efficientnet_lite0,
+        conv_keypoints); checkpoints written before towers existed are SigLIP.
+    vision_config: that tower's config fields over its registered defaults (image_size: the
+        policy's input size, px).
     text_config: LlamaConfig fields; vocab_size = text tokens + N_BINS action tokens (the last ids).
     chunk_size, action_dim: K and D; the model predicts K*D tokens per chunk.
     decoding: "parallel" (one forward pass per chunk) or "autoregressive".
@@ -39,6 +35,7 @@ class VLAConfig(PretrainedConfig):
 
     def __init__(
         self,
+        vision_tower: str = "siglip",
         vision_config: dict | None = None,
         text_config: dict | None = None,
         text_vocab_size: int = 512,
@@ -55,7 +52,9 @@ class VLAConfig(PretrainedConfig):
             raise ValueError(f"decoding must be parallel or autoregressive, got {decoding!r}")
         if instruction_encoder not in ("tokens", "minilm"):
             raise ValueError(f"instruction_encoder must be tokens or minilm, got {instruction_encoder!r}")
-        self.vision_config = {**TINY_VISION, **(vision_config or {})}
+        self.vision_tower = vision_tower
+        self.vision_config = {**default_fields(vision_tower), **(vision_config or {})}
+        tower_config(vision_tower, self.vision_config)  # refuses unknown fields
         self.text_config = {**TINY_TEXT, **(text_config or {})}
         if "vocab_size" not in (text_config or {}):
             self.text_config["vocab_size"] = text_vocab_size + N_BINS

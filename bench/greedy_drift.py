@@ -23,16 +23,7 @@ import torch
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
-from wmpo_trainer.real_trajectories import episode_chunks
-
-
-@torch.no_grad()
-def replay(policy: VLAPolicy, observations, instruction: str, bins: torch.Tensor, temperature: float):
-    """Teacher-forced (arg-max bins (C, K*D), log-probs of ``bins`` at ``temperature`` (C, K*D))."""
-    inputs = policy.encode(observations, [instruction] * len(observations))
-    logits = policy.model.action_logits(**inputs, action_bins=bins)
-    logp = torch.log_softmax(logits / temperature, dim=-1).gather(-1, bins.unsqueeze(-1)).squeeze(-1)
-    return logits.argmax(dim=-1), logp
+from wmpo_trainer.greedy_drift import greedy_drift
 
 
 def main() -> None:
@@ -57,12 +48,6 @@ def main() -> None:
         if not sep:
             parser.error(f"--checkpoints takes NAME=PATH, got {item!r}")
         policies[name] = VLAPolicy.from_pretrained(path)
-    recorded = [episode_chunks(reference, data, i) for i in episodes]
-    instructions = [data.records[i].instruction for i in episodes]
-    references = [
-        replay(reference, o, t, b, args.temperature)[1] for (o, b, _), t in zip(recorded, instructions, strict=True)
-    ]
-    dims = reference.model.config.action_dim
 
     print(f"{len(episodes)} {args.outcome} episodes of {args.dataset}, temperature {args.temperature}")
     print(
@@ -71,29 +56,11 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|")
     for name, policy in policies.items():
-        policy.model.eval()
-        kept = tokens = flipped = chunks = moved = 0
-        flips_per_dim, tokens_per_dim = torch.zeros(dims), torch.zeros(dims)
-        ratios, largest = [], 0.0
-        for (observations, bins, mask), instruction, old in zip(recorded, instructions, references, strict=True):
-            greedy, logp = replay(policy, observations, instruction, bins, args.temperature)
-            same = (greedy == bins) | ~mask
-            kept += int(same[mask].sum())
-            moved += int((greedy - bins).abs()[~same].sum())
-            flips_per_dim += (~same).view(len(bins), -1, dims).sum(dim=(0, 1))
-            tokens_per_dim += mask.view(len(bins), -1, dims).sum(dim=(0, 1))
-            tokens += int(mask.sum())
-            flipped += int((~same).any(dim=1).sum())
-            chunks += len(bins)
-            log_ratio = (logp - old)[mask]
-            ratios.append(log_ratio.exp())
-            largest = max(largest, float(log_ratio.abs().max()))
-        ratio = float(torch.cat(ratios).mean())
-        per_flip = moved / max(1, tokens - kept)
-        per_dim = " ".join(f"{share:.3f}" for share in (flips_per_dim / tokens_per_dim.clamp(min=1)).tolist())
+        drift = greedy_drift(reference, policy, data, episodes, args.temperature)
+        per_dim = " ".join(f"{share:.3f}" for share in drift.flipped_per_dimension)
         print(
-            f"| {name} | {kept / tokens:.3f} | {per_flip:.1f} | {per_dim} | {flipped}/{chunks} | {ratio:.4f} "
-            f"| {largest:.3f} |"
+            f"| {name} | {drift.kept:.3f} | {drift.bins_per_flip:.1f} | {per_dim} "
+            f"| {drift.chunks_flipped}/{drift.chunks} | {drift.mean_ratio:.4f} | {drift.max_abs_log_ratio:.3f} |"
         )
 
 

@@ -209,6 +209,7 @@ def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(gra
         output=str(tmp_path / "bc"),
         steps=20,
         batch_size=4,
+        vision_tower="siglip",
         image_size=64,
         model_overrides=small,
         checkpoint_every=10,

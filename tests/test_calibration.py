@@ -37,3 +37,34 @@ def test_cross_validation_judges_each_fold_with_the_other_folds_threshold():
     assert result.f1 == pytest.approx(6 / 7) and result.cross_validated_f1 == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="at least 2"):
         calibrate_threshold([0.5], [1])
+
+
+def test_re_imagination_starts_from_the_real_first_frame_under_the_recorded_actions(tmp_path):
+    """Changing frames after the first changes nothing; changing the recorded actions changes
+    the imagined video (and so its score)."""
+    import torch
+    from test_reward_model import toy_episode
+    from test_world_model import tiny_pipeline
+
+    from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+    from wmpo_worldmodel.calibration import reimagined_scores
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(1)
+    summary, arrays = toy_episode(0, success=True, steps=8)
+    later_frames = {**arrays, "frames": np.concatenate([arrays["frames"][:1], 255 - arrays["frames"][1:]])}
+    other_actions = {**arrays, "actions": np.full_like(arrays["actions"], 0.9)}
+    for name, variant in (("same", arrays), ("later", later_frames), ("actions", other_actions)):
+        write_dataset(tmp_path / name, [(summary, variant)])
+    reward = VideoRewardModel.tiny(image_size=16)
+
+    def score(name):
+        torch.manual_seed(0)
+        scores, labels = reimagined_scores(
+            tiny_pipeline(), reward, EpisodeDataset(tmp_path / name), [0], num_inference_steps=2
+        )
+        assert labels == [1]
+        return scores[0]
+
+    assert score("same") == score("later")
+    assert score("same") != score("actions")

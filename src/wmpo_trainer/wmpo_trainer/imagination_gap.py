@@ -1,0 +1,133 @@
+"""The imagination gap: does the world model + reward model agree with reality for this policy?
+
+For a policy and a set of real start states: imagine one rollout per state from its real first
+frame (the policy acting, the world model imagining, the reward model judging), and compare the
+imagined success rate with the real success rate on the same states. WMPO's premise is that the
+aligned world model reproduces the policy's failures; a gap beyond ``bound`` means GRPO is
+optimising successes that are not real, and is reported loudly.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_episodes.success_rate import wilson_interval
+
+log = logging.getLogger(__name__)
+DEFAULT_BOUND = 0.15  # |imagined - real| beyond this is a warning
+
+
+@dataclass
+class ImaginationGap:
+    imagined_successes: int
+    real_successes: int
+    episodes: int
+    imagined_rate: float
+    imagined_95ci: tuple[float, float]
+    real_rate: float
+    real_95ci: tuple[float, float]
+    gap: float  # imagined - real
+    bound: float
+    temperature: float  # the policy's, in imagination and (should be) in reality
+
+    @property
+    def exceeded(self) -> bool:
+        return abs(self.gap) > self.bound
+
+    def warning(self) -> str:
+        """The loud line for logs and reports ('' within the bound)."""
+        if not self.exceeded:
+            return ""
+        side = "optimistic" if self.gap > 0 else "pessimistic"
+        return (
+            f"IMAGINATION GAP {self.gap:+.2f} beyond {self.bound:.2f}: imagined {self.imagined_rate:.2f} vs real "
+            f"{self.real_rate:.2f} on {self.episodes} start states ({side}; GRPO optimises what the world and "
+            "reward models call success)"
+        )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "exceeded": self.exceeded}
+
+
+def gap_from_counts(
+    imagined: np.ndarray, real: np.ndarray, bound: float = DEFAULT_BOUND, temperature: float = 0.0
+) -> ImaginationGap:
+    """imagined, real: bool (N,) outcomes on the same N start states."""
+    imagined, real = np.asarray(imagined, dtype=bool), np.asarray(real, dtype=bool)
+    if imagined.shape != real.shape or imagined.ndim != 1 or not len(real):
+        raise ValueError(f"need imagined and real outcomes of the same states, got {imagined.shape} and {real.shape}")
+    n, k_imagined, k_real = len(real), int(imagined.sum()), int(real.sum())
+    gap = ImaginationGap(
+        imagined_successes=k_imagined,
+        real_successes=k_real,
+        episodes=n,
+        imagined_rate=k_imagined / n,
+        imagined_95ci=wilson_interval(k_imagined, n),
+        real_rate=k_real / n,
+        real_95ci=wilson_interval(k_real, n),
+        gap=(k_imagined - k_real) / n,
+        bound=bound,
+        temperature=temperature,
+    )
+    if gap.exceeded:
+        log.warning(gap.warning())
+    return gap
+
+
+def measure_gap(
+    policy,
+    world_model,
+    reward_model,
+    real: EpisodeDataset,
+    max_steps: int,
+    temperature: float,
+    bound: float = DEFAULT_BOUND,
+    sampler_steps: int = 10,
+    batch: int = 8,
+    seed: int = 0,
+) -> ImaginationGap:
+    """Imagine one rollout per real episode of ``real`` from its first frame with ``policy`` at
+    ``temperature`` (as the real episodes were run), judge it, and compare with the real labels."""
+    from wmpo_worldmodel.imagination import imagine
+
+    generator = torch.Generator().manual_seed(seed)
+    records = real.records
+    imagined = []
+    for start in range(0, len(records), batch):
+        indices = range(start, min(start + batch, len(records)))
+        frames = np.stack([np.asarray(real.episode(i)["frames"][0]) for i in indices])
+        rollouts = imagine(
+            world_model,
+            policy,
+            frames,
+            [records[i].instruction for i in indices],
+            max_steps,
+            temperature=temperature,
+            reward_model=reward_model,
+            sampler_steps=sampler_steps,
+            generator=generator,
+        )
+        imagined.extend(rollouts.success.tolist())
+    outcomes = np.array([r.outcome == "success" for r in records])
+    return gap_from_counts(np.array(imagined), outcomes, bound, temperature)
+
+
+def load_and_measure(
+    policy_path: str, world_model_path: str, reward_path: str, real_dataset: str, **kwargs
+) -> ImaginationGap:
+    """``measure_gap`` from checkpoint folders (the loop's phases store paths)."""
+    from wmpo_policy.vla.policy import VLAPolicy
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    return measure_gap(
+        VLAPolicy.from_pretrained(policy_path),
+        WorldModelPipeline.load(world_model_path),
+        VideoRewardModel.from_pretrained(reward_path),
+        EpisodeDataset(Path(real_dataset)),
+        **kwargs,
+    )

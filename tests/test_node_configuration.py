@@ -107,7 +107,7 @@ def test_realsense_without_a_device_is_a_clear_error():
             "moveit_py is not available (No module named 'moveit'): the MoveIt arm backend needs ROS 2 Jazzy "
             "with ros-jazzy-moveit-py (apt), as in the docker/robot.Dockerfile image",
         ),
-        ("wmpo_robot_io.arm_node", ["-p", "backend:=servo"], "unknown arm backend 'servo'"),
+        ("wmpo_robot_io.arm_node", ["-p", "backend:=servo"], "backend must be one of 'moveit', got 'servo'"),
         ("wmpo_robot_io.arm_node", ["-p", "moveit.max_velocity_scaling:=2.0"], "must be in (0, 1], got 2.0"),
         ("wmpo_worldmodel.world_model_node", ["-p", "world_model:=/nonexistent"], "not a world-model checkpoint"),
         (

@@ -15,19 +15,19 @@ Interfaces (relative to the node name, ``arm`` by default):
 """
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Path
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.parameter import Parameter as RosParameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, JointState
@@ -35,6 +35,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
+from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_negative, one_of, positive, vector
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ArmAction, TaskState
 from wmpo_interfaces.srv import ResetEpisode
@@ -42,23 +43,28 @@ from wmpo_robot_io.arms.base import Arm, ArmState
 from wmpo_robot_io.arms.moveit_arm import MoveItArm, MoveItArmConfig, MoveItError, MoveItPyClient
 from wmpo_robot_io.safety import ChunkRefused, Intervention, SafetyFilter, SafetyLimits
 
-SAFETY_PARAMETERS = {
-    "workspace_min": (Parameter.Type.DOUBLE_ARRAY, "end-effector box minimum x, y, z [m], base frame"),
-    "workspace_max": (Parameter.Type.DOUBLE_ARRAY, "end-effector box maximum x, y, z [m], base frame"),
-    "max_translation_per_step": (Parameter.Type.DOUBLE, "largest end-effector translation per step [m]"),
-    "max_rotation_per_step": (Parameter.Type.DOUBLE, "largest end-effector rotation per step [rad]"),
-    "gripper_min": (Parameter.Type.DOUBLE, "lowest gripper command (-1 = open)"),
-    "gripper_max": (Parameter.Type.DOUBLE, "highest gripper command (+1 = closed)"),
-    "observation_timeout": (Parameter.Type.DOUBLE, "hold when the newest camera frame is older [s]"),
-    "max_chunk_age": (Parameter.Type.DOUBLE, "refuse chunks predicted from older observations [s]"),
+_DOUBLE, _DOUBLES = RosParameter.Type.DOUBLE, RosParameter.Type.DOUBLE_ARRAY
+SAFETY_PARAMETERS = {  # safety.<key>, run-time; no defaults: hardware needs each set, the simulator has its own
+    "workspace_min": Parameter(_DOUBLES, "end-effector box minimum x, y, z [m], base frame", vector(3)),
+    "workspace_max": Parameter(_DOUBLES, "end-effector box maximum x, y, z [m], base frame", vector(3)),
+    "max_translation_per_step": Parameter(_DOUBLE, "largest end-effector translation per step [m]", positive),
+    "max_rotation_per_step": Parameter(_DOUBLE, "largest end-effector rotation per step [rad]", positive),
+    "gripper_min": Parameter(_DOUBLE, "lowest gripper command (-1 = open)", in_range(-1.0, 1.0)),
+    "gripper_max": Parameter(_DOUBLE, "highest gripper command (+1 = closed)", in_range(-1.0, 1.0)),
+    "observation_timeout": Parameter(_DOUBLE, "hold when the newest camera frame is older [s]", positive),
+    "max_chunk_age": Parameter(_DOUBLE, "refuse chunks predicted from older observations [s]", positive),
 }
 PARAMETERS = {
-    "real_time_factor": (0.0, "pace steps at control rate x this factor (0 = as fast as possible; sim only)"),
+    "real_time_factor": Parameter(
+        0.0, "pace steps at control rate x this factor (0 = as fast as possible; sim only)", non_negative
+    ),
 }
-HARDWARE_PARAMETERS = {  # arm_node only (not sim_node)
-    "backend": ("moveit", "hardware arm backend: moveit (MoveIt 2 through moveit_py)"),
+HARDWARE_PARAMETERS = {  # arm_node only (not sim_node); the backend is built once, at start-up
+    "backend": Parameter(
+        "moveit", "hardware arm backend: moveit (MoveIt 2 through moveit_py)", one_of("moveit"), read_only=True
+    ),
 }
-MOVEIT_PARAMETERS = {  # moveit.<key>: the MoveItArmConfig field of that name, with its default
+MOVEIT_PARAMETERS = {  # moveit.<key>, read-only: the MoveItArmConfig field of that name, which checks it
     "robot_name": "robot name for MoveItConfigsBuilder",
     "moveit_config_package": "the robot's MoveIt config package (URDF, SRDF, kinematics, pipelines)",
     "moveit_cpp_file": "MoveItCpp settings YAML (planning scene monitor, pipelines), relative to the package",
@@ -86,6 +92,30 @@ class SafetyConfigError(RuntimeError):
     """Safety limits missing or invalid; the arm does not start."""
 
 
+def limits_from(values: dict) -> SafetyLimits:
+    """SafetyLimits from the ``safety.*`` parameter values; ValueError when they do not fit together."""
+    fields = {key: values[f"safety.{key}"] for key in SAFETY_PARAMETERS}
+    for key in ("workspace_min", "workspace_max"):
+        fields[key] = tuple(float(v) for v in fields[key])
+    return SafetyLimits(**fields)
+
+
+def limits_reason(values: dict) -> str | None:
+    """Why the ``safety.*`` values do not make limits (min < max), or None."""
+    try:
+        limits_from(values)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def describe(limits: SafetyLimits) -> str:
+    return (
+        f"workspace {limits.workspace_min}..{limits.workspace_max} m, "
+        f"<= {limits.max_translation_per_step * 1000:.0f} mm and {limits.max_rotation_per_step:.2f} rad per step"
+    )
+
+
 def quat_msg(pose, xyzw) -> None:
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in xyzw)
 
@@ -107,15 +137,18 @@ def box_marker(limits: SafetyLimits, frame_id: str) -> Marker:
     return marker
 
 
+def _value(value):
+    """A SafetyLimits field as a parameter value (tuples as lists of floats)."""
+    return [float(v) for v in value] if isinstance(value, tuple) else float(value)
+
+
 class ArmNode(Node):
-    """Call ``start(arm)`` once the backend exists; limits are read from ``safety.*`` then."""
+    """Call ``start(arm)`` once the backend exists; it declares ``safety.*``, whose checked changes
+    apply from the next step on."""
 
     def __init__(self, name: str = "arm", **kwargs):
         super().__init__(name, **kwargs)
-        for key, (kind, doc) in SAFETY_PARAMETERS.items():
-            self.declare_parameter(f"safety.{key}", kind, ParameterDescriptor(description=doc))
-        for key, (default, doc) in PARAMETERS.items():
-            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        declare_parameters(self, PARAMETERS)
         self.arm: Arm | None = None
         self.filter: SafetyFilter | None = None
         self.interventions = 0  # since the last reset
@@ -149,34 +182,39 @@ class ArmNode(Node):
 
     # -- set-up ------------------------------------------------------------------------------
     def start(self, arm: Arm) -> None:
-        self.filter = SafetyFilter(self.limits_for(arm), arm.action_scale)
+        limits = self.declare_limits(arm)
+        self.filter = SafetyFilter(limits, arm.action_scale)
         self.arm = arm
-        lim = self.filter.limits
-        self.safety_box_pub.publish(box_marker(lim, arm.frame_id))
-        self.get_logger().info(
-            f"{type(arm).__name__} ready; workspace {lim.workspace_min}..{lim.workspace_max} m, "
-            f"<= {lim.max_translation_per_step * 1000:.0f} mm and {lim.max_rotation_per_step:.2f} rad per step"
-        )
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.safety_box_pub.publish(box_marker(limits, arm.frame_id))
+        self.get_logger().info(f"{type(arm).__name__} ready; {describe(limits)}")
 
-    def limits_for(self, arm: Arm) -> SafetyLimits:
-        """Limits from ``safety.*``; unset ones from the backend's defaults (never on hardware)."""
-        given = {key: self.optional_parameter(f"safety.{key}") for key in SAFETY_PARAMETERS}
-        missing = [key for key, value in given.items() if value is None]
-        defaults = arm.default_limits()
-        if missing and (arm.is_real_hardware or defaults is None):
-            raise SafetyConfigError(
-                "refusing to drive real hardware without explicit safety limits; set "
-                + ", ".join(f"safety.{key}" for key in missing)
-            )
-        values = {key: value for key, value in given.items() if value is not None}
-        for key in missing:
-            values[key] = getattr(defaults, key)
-        values["workspace_min"] = tuple(values["workspace_min"])
-        values["workspace_max"] = tuple(values["workspace_max"])
+    def declare_limits(self, arm: Arm) -> SafetyLimits:
+        """Declare the checked ``safety.*``; unset ones take the backend's defaults (never on hardware)."""
+        defaults = None if arm.is_real_hardware else arm.default_limits()
+        specs = SAFETY_PARAMETERS
+        if defaults is not None:
+            specs = {key: replace(spec, default=_value(getattr(defaults, key))) for key, spec in specs.items()}
         try:
-            return SafetyLimits(**values)
+            declare_parameters(self, specs, prefix="safety.", consistency=limits_reason)
+        except ParameterUninitializedException:  # declare_parameters reads them all: one has no value
+            missing = [f"safety.{key}" for key in SAFETY_PARAMETERS if self.optional_parameter(f"safety.{key}") is None]
+            raise SafetyConfigError(
+                "refusing to drive real hardware without explicit safety limits; set " + ", ".join(missing)
+            ) from None
         except ValueError as error:
-            raise SafetyConfigError(f"invalid safety limits: {error}") from error
+            raise SafetyConfigError(f"invalid safety limits: {error}") from None
+        return self.limits()
+
+    def limits(self) -> SafetyLimits:
+        return limits_from({f"safety.{key}": self.get_parameter(f"safety.{key}").value for key in SAFETY_PARAMETERS})
+
+    def _on_parameters_set(self, parameters) -> None:
+        """After every check passed: new safety limits filter from the next step on."""
+        if any(p.name.startswith("safety.") for p in parameters):
+            self.filter.limits = limits = self.limits()
+            self.safety_box_pub.publish(box_marker(limits, self.arm.frame_id))
+            self.get_logger().warning(f"safety limits changed at run time: {describe(limits)}")
 
     def optional_parameter(self, name: str):
         """The parameter's value, or None when it was declared without a value and never set."""
@@ -367,21 +405,27 @@ def moveit_config(node: Node) -> MoveItArmConfig:
     return MoveItArmConfig(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
 
 
+def declare_hardware_parameters(node: Node) -> None:
+    """``backend`` and ``moveit.*``, read-only: the backend is built once, at start-up."""
+    declare_parameters(node, HARDWARE_PARAMETERS)
+    defaults = MoveItArmConfig()
+    moveit = {key: Parameter(getattr(defaults, key), doc, read_only=True) for key, doc in MOVEIT_PARAMETERS.items()}
+    declare_parameters(node, moveit, prefix="moveit.")
+
+
 def main(args=None):
     """Hardware arms only; the simulated arm runs inside sim_node."""
     rclpy.init(args=args)
-    node = ArmNode()
-    for key, (default, doc) in HARDWARE_PARAMETERS.items():
-        node.declare_parameter(key, default, ParameterDescriptor(description=doc))
-    defaults = MoveItArmConfig()
-    for key, doc in MOVEIT_PARAMETERS.items():
-        node.declare_parameter(f"moveit.{key}", getattr(defaults, key), ParameterDescriptor(description=doc))
+    try:
+        node = ArmNode()
+    except ValueError as error:  # a bad parameter value
+        rclpy.logging.get_logger("arm").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
     executor = MultiThreadedExecutor(num_threads=4)
     arm = None
     try:
-        backend = node.get_parameter("backend").value
-        if backend != "moveit":
-            raise ValueError(f"unknown arm backend {backend!r}; backends: moveit (the simulated arm runs in sim_node)")
+        declare_hardware_parameters(node)
         config = moveit_config(node)
         arm = MoveItArm(config, MoveItPyClient(config))
         node.start(arm)

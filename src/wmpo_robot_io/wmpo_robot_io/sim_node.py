@@ -12,10 +12,12 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from wmpo_episodes import parameters as checked
 from wmpo_robot_io.arm_node import ArmNode, SafetyConfigError
 from wmpo_robot_io.arms.sim_arm import SimArm
 from wmpo_robot_io.camera_node import CameraNode
 from wmpo_robot_io.cameras.sim_camera import SimCamera
+from wmpo_robot_io.sim.tasks import TASKS
 from wmpo_robot_io.sim.world import SimConfig, SimWorld
 
 CAMERA_PARAMETERS = {
@@ -23,12 +25,14 @@ CAMERA_PARAMETERS = {
     "image_size": (128, "sim: square image size [px]"),
     "fast_render": (True, "sim: no MSAA, shadows or reflections (~3x faster on CPU)"),
 }
-ARM_PARAMETERS = {
-    "control_freq": (20, "sim: control steps per second [Hz]"),
-    "warmup_task": (
+ARM_PARAMETERS = {  # read-only: the world is built once, at start-up
+    "control_freq": checked.Parameter(20, "sim: control steps per second [Hz]", checked.positive, read_only=True),
+    "warmup_task": checked.Parameter(
         "Lift",
         "sim: task built and stepped once at start-up ('' = none), so that the first "
         "episode does not pay for scene building and robosuite's JIT compilation",
+        checked.one_of("", *TASKS),
+        read_only=True,
     ),
 }
 
@@ -36,10 +40,15 @@ ARM_PARAMETERS = {
 def main(args=None):
     rclpy.init(args=args)
     camera = CameraNode("camera", parameter_overrides=[Parameter("source", value="sim")])
-    arm = ArmNode("arm")
-    for node, table in ((camera, CAMERA_PARAMETERS), (arm, ARM_PARAMETERS)):
-        for key, (default, doc) in table.items():
-            node.declare_parameter(key, default, ParameterDescriptor(description=doc))
+    for key, (default, doc) in CAMERA_PARAMETERS.items():
+        camera.declare_parameter(key, default, ParameterDescriptor(description=doc))
+    try:
+        arm = ArmNode("arm")
+        checked.declare_parameters(arm, ARM_PARAMETERS)
+    except ValueError as error:  # a bad parameter value
+        rclpy.logging.get_logger("arm").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
     world = SimWorld(
         SimConfig(
             camera_name=camera.get_parameter("sim_camera").value,

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from wmpo_bringup.sim_episodes import SimCollector
-from wmpo_episodes.success_rate import wilson_interval
+from wmpo_episodes.success_rate import fisher_exact_p, wilson_interval
 from wmpo_trainer import dpo, online_grpo
 from wmpo_trainer.grpo import GRPOConfig
 from wmpo_trainer.loop import LoopConfig, run_loop
@@ -153,17 +153,41 @@ def pooled(results: list[dict]) -> tuple[float, float, float, int]:
     return successes / max(1, episodes), low, high, episodes
 
 
-def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: int) -> str:
+def wmpo_against(results: dict[str, list[dict]]) -> dict[str, float]:
+    """Two-sided Fisher exact p of WMPO's pooled counts against each other method's."""
+    if "WMPO" not in results:
+        return {}
+    k, _, _, n = pooled(results["WMPO"])
+    k = round(k * n)
+    others = {}
+    for method, cells in results.items():
+        if method != "WMPO":
+            rate, _, _, m = pooled(cells)
+            others[method] = fisher_exact_p(k, n, round(rate * m), m)
+    return others
+
+
+def table_lines(table: dict[str, dict[str, list[dict]]], budget: int) -> list[str]:
+    """The markdown table: pooled rate (95% CI, n), the per-seed rates, and WMPO's p against the row."""
     tasks = list(table)
     lines = [f"| method (P = {budget}) | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
     methods = [method for method in METHODS if method in table[tasks[0]]]
+    p_values = {task: wmpo_against(table[task]) for task in tasks}
     for method in methods:
         row = []
         for task in tasks:
             rate, low, high, n = pooled(table[task][method])
-            row.append(f"{rate:.2f} ({low:.2f}-{high:.2f}, n={n})")
+            seeds = ", ".join(f"{r['successes'] / max(1, r['episodes']):.2f}" for r in table[task][method])
+            versus = f"; WMPO vs this p = {p_values[task][method]:.3f}" if method in p_values[task] else ""
+            row.append(f"{rate:.2f} ({low:.2f}-{high:.2f}, n={n}); seeds {seeds}{versus}")
         lines.append(f"| {method} | " + " | ".join(row) + " |")
-    text = "\n".join(lines) + "\n"
+    return lines
+
+
+def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: int) -> str:
+    tasks = list(table)
+    methods = [method for method in METHODS if method in table[tasks[0]]]
+    text = "\n".join(table_lines(table, budget)) + "\n"
     (output / "table1.md").write_text(text)
     figure, axis = plt.subplots(figsize=(2.5 + 2.5 * len(tasks), 3.5))
     width = 0.8 / len(methods)

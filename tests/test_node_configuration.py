@@ -99,7 +99,11 @@ def test_realsense_without_a_device_is_a_clear_error():
         ("wmpo_robot_io.camera_node", ["-p", "source:=realsense"], "no RealSense device connected"),
         ("wmpo_robot_io.camera_node", ["-p", "source:=webcam"], "unknown camera source 'webcam'"),
         ("wmpo_robot_io.camera_node", ["-p", "source:=bag", "-p", "bag_path:=/nonexistent"], "not a rosbag2 bag"),
-        ("wmpo_episodes.recorder_node", ["-p", "storage:=parquet"], "storage must be mcap or sqlite3"),
+        (
+            "wmpo_episodes.recorder_node",
+            ["-p", "storage:=parquet"],
+            "storage must be one of 'mcap', 'sqlite3', got 'parquet'",
+        ),
         ("wmpo_policy.policy_server_node", ["-p", "backend:=openvla"], "unknown policy backend 'openvla'"),
         (
             "wmpo_robot_io.arm_node",

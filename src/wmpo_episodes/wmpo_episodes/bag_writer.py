@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
 from wmpo_episodes.layout import (
     CUSTOM_OUTCOME_KEY,
@@ -28,6 +28,8 @@ from wmpo_episodes.layout import (
     SUMMARY_TYPE,
 )
 from wmpo_episodes.typestore import episode_typestore
+
+BAG_ERRORS = (WriterError, OSError)  # what writing a bag can raise: rosbags' refusals, the disk
 
 
 def _fsync_dir(path: Path) -> None:

@@ -10,38 +10,62 @@ Interfaces (node ``recorder``):
 Crash safety: buffered messages are flushed every ``flush_period``; at start-up, bags left
 behind by a killed recorder are recovered and labelled ``incomplete``; on SIGINT/SIGTERM the open
 bag is closed as ``incomplete``; a recording in which the arm executes nothing for
-``stall_timeout`` seconds (its episode manager died) is closed as ``incomplete``.
+``stall_timeout`` seconds (its episode manager died) is closed as ``incomplete``, and so is one
+whose bag fails to write (rosbags' ``WriterError``, ``OSError``): the error is logged, the
+recorder keeps serving, and that episode's StopRecording answers ``success=false`` with the reason
+(and the kept bag's path). Parameters: output_dir, storage, queue_depth read-only; the rest run-time.
 """
 
 import importlib
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from wmpo_episodes.bag_writer import EpisodeBagWriter
-from wmpo_episodes.layout import RECORDED_TOPICS
+from wmpo_episodes.bag_writer import BAG_ERRORS, EpisodeBagWriter
+from wmpo_episodes.layout import RECORDED_TOPICS, STORAGE_PLUGINS
 from wmpo_episodes.node_main import spin_node
+from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, one_of, positive
 from wmpo_episodes.recovery import recover_incoming
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.srv import StartRecording, StopRecording
 
+
+def folder_path(value) -> str | None:
+    return None if isinstance(value, str) and value.strip() else f"must be a folder path, got {value!r}"
+
+
 PARAMETERS = {
-    "output_dir": ("episodes", "folder of the episode bags"),
-    "storage": ("mcap", "bag storage: mcap | sqlite3"),
-    "flush_period": (1.0, "seconds between flushes to disk (data lost at most on SIGKILL)"),
-    "stall_timeout": (60.0, "close a recording as incomplete after this long without an executed action [s]"),
-    "queue_depth": (100, "subscription queue depth per topic"),
-    "drain_timeout": (1.0, "on stop, wait up to this long for the episode's last messages [s]"),
+    "output_dir": Parameter("episodes", "folder of the episode bags", folder_path, read_only=True),
+    "storage": Parameter("mcap", "bag storage: mcap | sqlite3", one_of(*STORAGE_PLUGINS), read_only=True),
+    "flush_period": Parameter(1.0, "seconds between flushes to disk (data lost at most on SIGKILL)", positive),
+    "stall_timeout": Parameter(
+        60.0, "close a recording as incomplete after this long without an executed action [s]", positive
+    ),
+    "queue_depth": Parameter(100, "subscription queue depth per topic", in_range(1, 100_000), read_only=True),
+    "drain_timeout": Parameter(1.0, "on stop, wait up to this long for the episode's last messages [s]", positive),
 }
 QUIET_PERIOD = 0.1  # s without any message: the episode's last messages have arrived
 LATCHED_TOPICS = {"/instruction"}
 STALL_TOPIC = "/arm/executed_action"
+
+
+@dataclass(frozen=True)
+class EndedEarly:
+    """A recording the recorder closed itself (stall, bag error); its StopRecording answer says why."""
+
+    episode_id: str
+    reason: str
+    path: Path | None  # the bag kept as incomplete; None when it could not even be closed
+
+
+def left_for_recovery(staging: Path) -> str:
+    return f"its messages stay in {staging} and are recovered as incomplete at the next recorder start"
 
 
 def message_class(msgtype: str):
@@ -53,13 +77,13 @@ def message_class(msgtype: str):
 class Recorder(Node):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
-        for key, (default, doc) in PARAMETERS.items():
-            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        declare_parameters(self, PARAMETERS)
         self.output_dir = Path(self.get_parameter("output_dir").value).expanduser().resolve()
         self.storage = self.get_parameter("storage").value
-        if self.storage not in ("mcap", "sqlite3"):
-            raise ValueError(f"parameter storage must be mcap or sqlite3, got {self.storage!r}")
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ValueError(f"output_dir {self.output_dir}: {error}") from None
         recovered_pub = self.create_publisher(
             String, "~/recovered", QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         )
@@ -69,6 +93,7 @@ class Recorder(Node):
 
         self._lock = threading.Lock()
         self._bag: EpisodeBagWriter | None = None
+        self._ended: EndedEarly | None = None  # the last recording, if the recorder closed it itself
         self._start_summary: dict = {}
         self._last_activity = time.monotonic()
         self._last_message = time.monotonic()
@@ -90,7 +115,13 @@ class Recorder(Node):
             )
         self.create_service(StartRecording, "~/start", self._on_start, callback_group=services)
         self.create_service(StopRecording, "~/stop", self._on_stop, callback_group=services)
-        self.create_timer(self.get_parameter("flush_period").value, self._on_timer)
+        self.flush_timer = self.create_timer(self.get_parameter("flush_period").value, self._on_timer)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+
+    def _on_parameters_set(self, parameters) -> None:
+        for parameter in parameters:
+            if parameter.name == "flush_period":
+                self.flush_timer.timer_period_ns = int(parameter.value * 1e9)
 
     def _on_message(self, topic: str, data: bytes) -> None:
         now = self.get_clock().now().nanoseconds
@@ -98,7 +129,11 @@ class Recorder(Node):
         with self._lock:
             if self._bag is None:
                 return
-            self._bag.write(topic, now, data)
+            try:
+                self._bag.write(topic, now, data)
+            except BAG_ERRORS as error:
+                self._end_early(f"writing {topic} failed: {error}")
+                return
             self._last_message = time.monotonic()
             if topic == STALL_TOPIC:
                 self._last_activity = self._last_message
@@ -113,10 +148,11 @@ class Recorder(Node):
                 return response
             try:
                 self._bag = EpisodeBagWriter(self.output_dir, summary["episode_id"], summary, self.storage)
-            except (ValueError, FileExistsError, OSError) as error:
+            except (ValueError, *BAG_ERRORS) as error:
                 response.success, response.message = False, str(error)
                 self.get_logger().error(f"cannot start recording: {error}")
                 return response
+            self._ended = None
             self._start_summary = summary
             self._last_activity = time.monotonic()
             self._executed_in_bag = 0
@@ -141,38 +177,68 @@ class Recorder(Node):
         self._drain(request.summary.num_steps)
         with self._lock:
             if self._bag is None:
-                response.success, response.message = False, "not recording"
+                return self._answer_ended(summary["episode_id"], response)
+            staging = self._bag.staging_path
+            try:
+                path = self._close(summary, request.keep)
+            except BAG_ERRORS as error:
+                response.success = False
+                response.message = f"closing the bag failed: {error}; {left_for_recovery(staging)}"
+                self.get_logger().error(f"episode {summary['episode_id']}: {response.message}")
                 return response
-            path = self._close(summary, request.keep)
         response.success = True
         response.bag_path = str(path or "")
         response.message = f"{summary['outcome']}: {'kept ' + str(path) if path else 'dropped'}"
         self.get_logger().info(f"episode {summary['episode_id']} {response.message}")
         return response
 
+    def _answer_ended(self, episode_id: str, response):
+        """The StopRecording answer when no bag is open: a failure, with why if the recorder ended it."""
+        ended, response.success = self._ended, False
+        if ended is None or ended.episode_id != episode_id:
+            response.message = "not recording"
+            return response
+        response.message = f"the recording ended early as incomplete: {ended.reason}"
+        response.bag_path = str(ended.path or "")
+        self._ended = None
+        return response
+
     def _close(self, summary: dict, keep: bool) -> Path | None:
-        """Close the open bag (lock held)."""
+        """Close the open bag (lock held); the recorder is free for the next one even if this raises."""
         bag, self._bag = self._bag, None
         return bag.close(summary, self.get_clock().now().nanoseconds, keep)
+
+    def _end_early(self, reason: str) -> None:
+        """Close the open bag as incomplete because of ``reason`` (lock held); its StopRecording says why."""
+        staging = self._bag.staging_path
+        summary = dict(self._start_summary, outcome="incomplete", end_time=self.get_clock().now().nanoseconds)
+        try:
+            path = self._close(summary, keep=True)
+            self.get_logger().error(f"{reason}: closed {path} as incomplete")
+        except BAG_ERRORS as error:
+            path = None
+            reason = f"{reason}; closing it failed too ({error}): {left_for_recovery(staging)}"
+            self.get_logger().error(reason)
+        self._ended = EndedEarly(summary["episode_id"], reason, path)
 
     def _on_timer(self) -> None:
         with self._lock:
             if self._bag is None:
                 return
-            self._bag.flush()
+            try:
+                self._bag.flush()
+            except BAG_ERRORS as error:
+                self._end_early(f"flushing the bag failed: {error}")
+                return
             stalled = time.monotonic() - self._last_activity
             if stalled > self.get_parameter("stall_timeout").value:
-                summary = dict(self._start_summary, outcome="incomplete", end_time=self.get_clock().now().nanoseconds)
-                path = self._close(summary, keep=True)
-                self.get_logger().error(f"no executed action for {stalled:.0f} s: closed {path} as incomplete")
+                self._end_early(f"no executed action for {stalled:.1f} s (stall_timeout)")
 
     def close_as_incomplete(self) -> None:
         """On shutdown: keep what was recorded, labelled incomplete."""
         with self._lock:
             if self._bag is not None:
-                summary = dict(self._start_summary, outcome="incomplete", end_time=self.get_clock().now().nanoseconds)
-                path = self._close(summary, keep=True)
-                self.get_logger().warning(f"shutting down mid-episode: kept {path} as incomplete")
+                self._end_early("shutting down mid-episode")
 
 
 def main(args=None):

@@ -1,0 +1,168 @@
+"""The recorder under bag errors and bad parameters: a failing writer ends only the affected
+recording (kept, labelled incomplete, the reason in the StopRecording answer) and the recorder
+keeps serving; every parameter is checked or read-only."""
+
+import contextlib
+import math
+import re
+import threading
+
+import pytest
+from graph_helpers import spin_until
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import WriterError
+from std_msgs.msg import Bool
+
+from wmpo_bringup.episode_client import EpisodeClient
+from wmpo_episodes.episodes import read_episode_info
+from wmpo_episodes.layout import INCOMING_DIR
+from wmpo_episodes.recorder_node import Recorder
+from wmpo_episodes.typestore import episode_typestore
+from wmpo_interfaces.msg import EpisodeSummary
+from wmpo_interfaces.srv import StartRecording, StopRecording
+
+TOPIC = "/arm/task_success"
+
+
+def overrides(values: dict) -> list[Parameter]:
+    return [Parameter(key, value=value) for key, value in values.items()]
+
+
+@contextlib.contextmanager
+def running_recorder(context, output, **parameters):
+    """The recorder spinning in a thread; yields (recorder, client node, publisher on TOPIC)."""
+    recorder = Recorder(context=context, parameter_overrides=overrides({"output_dir": str(output), **parameters}))
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(recorder)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    client = EpisodeClient("test_client", context=context)
+    client.start = client.create_client(StartRecording, "recorder/start")
+    client.stop = client.create_client(StopRecording, "recorder/stop")
+    publisher = client.create_publisher(Bool, TOPIC, 10)
+    try:
+        assert client.start.wait_for_service(timeout_sec=30) and client.stop.wait_for_service(timeout_sec=30)
+        assert spin_until(client, lambda: publisher.get_subscription_count() >= 1, timeout=30)
+        yield recorder, client, publisher
+    finally:
+        client.destroy_node()
+        executor.shutdown()
+        spinner.join(timeout=10)
+        recorder.destroy_node()
+
+
+def call(client, service, request):
+    future = service.call_async(request)
+    client.spin_until(future, 10.0)
+    assert future.done(), f"{service.srv_name} did not answer (did the recorder die?)"
+    return future.result()
+
+
+def start(client, episode_id):
+    return call(client, client.start, StartRecording.Request(summary=EpisodeSummary(episode_id=episode_id)))
+
+
+def stop(client, episode_id, outcome="success"):
+    summary = EpisodeSummary(episode_id=episode_id, outcome=outcome, success_step=-1)
+    return call(client, client.stop, StopRecording.Request(summary=summary, keep=True))
+
+
+def messages_on(bag, topic) -> int:
+    with AnyReader([bag], default_typestore=episode_typestore()) as reader:
+        return sum(1 for connection, _, _ in reader.messages() if connection.topic == topic)
+
+
+def test_a_writer_error_at_start_is_answered_and_the_recorder_keeps_serving(rclpy_context, tmp_path):
+    with running_recorder(rclpy_context, tmp_path) as (recorder, client, _):
+        (tmp_path / INCOMING_DIR / "ep1").mkdir(parents=True)  # rosbags' Writer refuses an existing folder
+        answer = start(client, "ep1")
+        assert not answer.success and "exists already" in answer.message, answer.message
+        assert start(client, "ep2").success
+        assert stop(client, "ep2").success and read_episode_info(tmp_path / "ep2").outcome == "success"
+
+
+def test_a_writer_error_mid_recording_keeps_it_as_incomplete_and_the_recorder_keeps_serving(rclpy_context, tmp_path):
+    with running_recorder(rclpy_context, tmp_path) as (recorder, client, publisher):
+        assert start(client, "ep1").success
+        publisher.publish(Bool(data=False))
+        assert spin_until(client, lambda: recorder._bag is not None and recorder._bag.message_count == 1)
+        writer = recorder._bag.writer
+        write = writer.write
+
+        def fail_once(*args):  # the disk fills up for one message
+            writer.write = write
+            raise WriterError("disk full")
+
+        writer.write = fail_once
+        publisher.publish(Bool(data=True))
+        assert spin_until(client, lambda: (tmp_path / "ep1").is_dir()), "the failed recording was not closed"
+        answer = stop(client, "ep1")
+        assert not answer.success and "disk full" in answer.message, answer.message
+        assert answer.bag_path == str(tmp_path / "ep1")
+        assert read_episode_info(tmp_path / "ep1").outcome == "incomplete"
+        assert messages_on(tmp_path / "ep1", TOPIC) == 1  # what was written before the error is kept
+        assert start(client, "ep2").success
+        assert stop(client, "ep2").success
+
+
+def test_a_recording_closed_by_the_stall_timeout_is_reported_by_stop(rclpy_context, tmp_path):
+    with running_recorder(rclpy_context, tmp_path, stall_timeout=0.05, flush_period=0.02) as (_, client, _):
+        assert start(client, "ep1").success
+        assert spin_until(client, lambda: (tmp_path / "ep1").is_dir()), "the stalled recording was not closed"
+        answer = stop(client, "ep1")
+        assert not answer.success and "no executed action" in answer.message, answer.message
+        assert answer.bag_path == str(tmp_path / "ep1")
+        assert read_episode_info(tmp_path / "ep1").outcome == "incomplete"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("stall_timeout", -1.0, "must be > 0"),
+        ("stall_timeout", math.nan, "finite"),
+        ("flush_period", 0.0, "must be > 0"),
+        ("drain_timeout", -0.5, "must be > 0"),
+        ("drain_timeout", math.inf, "finite"),
+        ("storage", "garbage", "read-only"),
+        ("storage", "sqlite3", "read-only"),
+        ("queue_depth", -1, "read-only"),
+        ("output_dir", "/elsewhere", "read-only"),
+    ],
+)
+def test_bad_run_time_values_are_refused_with_the_reason(rclpy_context, tmp_path, name, value, reason):
+    recorder = Recorder(context=rclpy_context, parameter_overrides=overrides({"output_dir": str(tmp_path)}))
+    try:
+        before = recorder.get_parameter(name).value
+        (result,) = recorder.set_parameters([Parameter(name, value=value)])
+        assert not result.successful, f"{name} = {value} was accepted"
+        assert re.search(reason, result.reason), result.reason
+        assert recorder.get_parameter(name).value == before
+    finally:
+        recorder.destroy_node()
+
+
+def test_a_new_flush_period_takes_effect(rclpy_context, tmp_path):
+    recorder = Recorder(context=rclpy_context, parameter_overrides=overrides({"output_dir": str(tmp_path)}))
+    try:
+        (result,) = recorder.set_parameters([Parameter("flush_period", value=0.25)])
+        assert result.successful, result.reason
+        assert recorder.flush_timer.timer_period_ns == 250_000_000
+    finally:
+        recorder.destroy_node()
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"queue_depth": -1}, "queue_depth must be in [1, 100000], got -1"),
+        ({"storage": "garbage"}, "storage must be one of 'mcap', 'sqlite3', got 'garbage'"),
+        ({"flush_period": math.nan}, "flush_period must be a finite number"),
+        ({"output_dir": ""}, "output_dir must be a folder path"),
+    ],
+)
+def test_bad_start_up_values_are_refused_naming_each(rclpy_context, tmp_path, parameters, message):
+    values = {"output_dir": str(tmp_path), **parameters}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Recorder(context=rclpy_context, parameter_overrides=overrides(values))

@@ -1,11 +1,17 @@
 """A base policy from nothing: scripted-expert demonstrations through the sim graph -> dataset ->
 behaviour cloning. Every step is skipped when its output is complete, so a re-run resumes."""
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from wmpo_bringup.sim_episodes import run_sim_episodes
+
+RECIPES = Path(str(resources.files("wmpo_bringup") / "jobs" / "base_policy.yaml"))
 
 
 @dataclass
@@ -14,17 +20,33 @@ class BasePolicyConfig:
     demos: int  # expert demonstrations (recorded, successes and failures)
     output: str  # this task's folder: demos/ (bags), data/ (dataset), bc/ (checkpoints)
     demo_seed: int = 0  # seed of the first demonstration (then +1 each)
-    demo_max_steps: int = 0  # the expert's step budget (0 = the task's)
-    bc_steps: int = 1500
+    demo_max_steps: int = 300  # the expert's step budget (0 = the task's; Square's expert needs 130-220)
+    bc_steps: int = 5000
     batch_size: int = 32
     vision_tower: str = "efficientnet_lite0"
     image_size: int | None = None  # px, the policy's input (None: the tower's default)
     patch_size: int = 8  # px
     vision_layers: int | None = None  # None: the tiny VLA's 4
-    text_layers: int | None = None  # None: the tiny VLA's 4
+    text_layers: int | None = 2  # Llama decoder layers (None: the tiny VLA's 4)
     learning_rate: float = 5e-4  # BC peak learning rate
     chunk_aligned: bool = True  # False: BC learns from every frame, not only chunk starts
     threads: int = 2
+
+    @classmethod
+    def for_task(cls, task: str, output: str, recipes: Path = RECIPES, **overrides) -> "BasePolicyConfig":
+        """The task's recipe from ``recipes`` (YAML keyed by task), then every override that is
+        not None. Unknown tasks and fields are refused with the choices."""
+        recipe = (yaml.safe_load(Path(recipes).read_text()) or {}).get(task)
+        if recipe is None:
+            raise ValueError(f"{recipes} has no recipe for {task!r}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(recipe) - fields)
+        if unknown:
+            raise ValueError(
+                f"{recipes}: {task}: unknown fields {', '.join(unknown)}; fields: {', '.join(sorted(fields))}"
+            )
+        values = {**recipe, **{key: value for key, value in overrides.items() if value is not None}}
+        return cls(task=task, output=output, **values)
 
 
 def expert_dataset(config: BasePolicyConfig) -> tuple[Path, dict]:

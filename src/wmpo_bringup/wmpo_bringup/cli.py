@@ -22,6 +22,7 @@ wmpo label                the operator labels the running episode success / fail
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -169,18 +170,18 @@ def cmd_init_vla(args) -> int:
 def cmd_base_policy(args) -> int:
     """Expert demos -> dataset -> BC -> greedy evaluation on held-out initial states, per task.
     Each phase is skipped when its output is already complete, so a re-run resumes."""
-    from wmpo_bringup.base_policy import BasePolicyConfig, train_base_policy
+    from wmpo_bringup.base_policy import RECIPES, BasePolicyConfig, train_base_policy
 
     output = Path(args.output)
     report_file = output / "report.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    for task, demos in zip(
-        args.tasks, args.demos * len(args.tasks) if len(args.demos) == 1 else args.demos, strict=True
-    ):
-        config = BasePolicyConfig(
-            task=task,
+    demos_per_task = args.demos * len(args.tasks) if args.demos and len(args.demos) == 1 else args.demos
+    for task, demos in zip(args.tasks, demos_per_task or [None] * len(args.tasks), strict=True):
+        config = BasePolicyConfig.for_task(
+            task,
+            str(output / task),
+            args.recipe or RECIPES,
             demos=demos,
-            output=str(output / task),
             demo_seed=args.demo_seed,
             demo_max_steps=args.demo_max_steps,
             bc_steps=args.steps,
@@ -191,7 +192,7 @@ def cmd_base_policy(args) -> int:
             vision_layers=args.vision_layers,
             text_layers=args.text_layers,
             learning_rate=args.learning_rate,
-            chunk_aligned=not args.all_frames,
+            chunk_aligned=False if args.all_frames else None,
             threads=args.threads,
         )
         started = time.monotonic()
@@ -205,17 +206,11 @@ def cmd_base_policy(args) -> int:
         title = f"{task}: greedy base policy on initial states {args.eval_init_states}"
         evaluation = run_sim_episodes(task, goals, output / task / "eval", overrides, title)
         report[task] = {
-            "demos": demos,
+            "demos": config.demos,
             "expert_successes": expert["successes"],
             "checkpoint": str(checkpoint),
-            "bc_steps": args.steps,
-            "bc": {
-                "vision_tower": args.vision_tower,
-                "image_size": args.image_size,
-                "text_layers": args.text_layers,
-                "learning_rate": args.learning_rate,
-                "all_frames": args.all_frames,
-            },
+            "bc_steps": config.bc_steps,
+            "recipe": dataclasses.asdict(config),
             "train_minutes_this_run": round(train_minutes, 1),
             "eval_init_states": args.eval_init_states,
             "eval_max_steps": args.eval_max_steps or TASKS[task].max_steps,
@@ -532,25 +527,27 @@ def main(argv=None) -> int:
     bc.set_defaults(func=cmd_train_bc)
     base = sub.add_parser("base-policy", help="expert demos -> dataset -> BC -> held-out evaluation, per task")
     base.add_argument("--tasks", nargs="+", default=["Lift", "NutAssemblySquare"], choices=list(TASKS))
+    recipe = "default: the task's recipe (--recipe)"
     base.add_argument(
-        "--demos", nargs="+", type=int, default=[40], help="demonstrations per task (one, or one per task)"
+        "--recipe", default=None, help="YAML of recipes keyed by task (default: wmpo_bringup/jobs/base_policy.yaml)"
     )
-    base.add_argument("--demo-seed", type=int, default=0, help="seed of the first demonstration (then +1 each)")
-    base.add_argument("--demo-max-steps", type=int, default=300, help="the expert's step budget per demonstration")
-    base.add_argument("--steps", type=int, default=1500, help="BC optimizer steps per task")
-    base.add_argument("--batch-size", type=int, default=32)
     base.add_argument(
-        "--vision-tower",
-        default="efficientnet_lite0",
-        help="efficientnet_lite0 (ImageNet-pretrained) | conv_keypoints | siglip",
+        "--demos", nargs="+", type=int, default=None, help=f"demonstrations per task, one or one per task; {recipe}"
     )
-    base.add_argument("--image-size", type=int, default=None, help="policy input size, px (default: the tower's)")
-    base.add_argument("--patch-size", type=int, default=8)
-    base.add_argument("--vision-layers", type=int, default=None, help="SigLIP encoder layers (default: 4)")
-    base.add_argument("--text-layers", type=int, default=None, help="Llama decoder layers (default: 4)")
-    base.add_argument("--learning-rate", type=float, default=5e-4, help="BC peak learning rate")
+    base.add_argument(
+        "--demo-seed", type=int, default=None, help=f"seed of the first demonstration (then +1 each); {recipe}"
+    )
+    base.add_argument("--demo-max-steps", type=int, default=None, help=f"the expert's step budget; {recipe}")
+    base.add_argument("--steps", type=int, default=None, help=f"BC optimizer steps; {recipe}")
+    base.add_argument("--batch-size", type=int, default=None, help=recipe)
+    base.add_argument("--vision-tower", default=None, help=f"efficientnet_lite0 | conv_keypoints | siglip; {recipe}")
+    base.add_argument("--image-size", type=int, default=None, help=f"policy input size, px; {recipe}")
+    base.add_argument("--patch-size", type=int, default=None, help=f"SigLIP patch size, px; {recipe}")
+    base.add_argument("--vision-layers", type=int, default=None, help=f"SigLIP encoder layers; {recipe}")
+    base.add_argument("--text-layers", type=int, default=None, help=f"Llama decoder layers; {recipe}")
+    base.add_argument("--learning-rate", type=float, default=None, help=f"BC peak learning rate; {recipe}")
     base.add_argument("--all-frames", action="store_true", help="BC learns from every frame, not only chunk starts")
-    base.add_argument("--threads", type=int, default=2)
+    base.add_argument("--threads", type=int, default=None, help=f"torch CPU threads; {recipe}")
     base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last'")
     base.add_argument(
         "--eval-max-steps",

@@ -10,6 +10,8 @@ One episode: start the bag -> reset the arm -> until success or the step budget:
 for a chunk from an image taken after the last step, execute it open loop -> label the bag
 success / failure (incomplete if anything broke or the goal was canceled) -> keep it or drop it by
 record mode (all | failures | none; ``failures`` keeps a ``success_share`` of the successes too).
+An episode whose recording failed (recorder/stop answers failure, or not at all) ends incomplete,
+whatever the arm said: its goal is aborted and the result carries the bag the recorder kept.
 
 Demonstrations with recoveries (DART, Laskey et al. 2017): with ``action_noise_std`` set, every
 chunk is perturbed by Gaussian noise (per action dimension, controller units, clipped to [-1, 1])
@@ -33,7 +35,6 @@ from datetime import UTC, datetime
 
 import numpy as np
 from action_msgs.msg import GoalStatus
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
@@ -44,24 +45,51 @@ from std_msgs.msg import String
 from wmpo_episodes.action_goals import OneGoalAtATime
 from wmpo_episodes.deadlines import Deadlines
 from wmpo_episodes.node_main import spin_node
+from wmpo_episodes.parameters import (
+    Parameter,
+    at_least,
+    declare_parameters,
+    in_range,
+    non_negative,
+    one_of,
+    positive,
+    vector,
+)
 from wmpo_episodes.rosbag2_snapshot import snapshot_service_type
 from wmpo_interfaces.action import ExecuteChunk, RunEpisode
 from wmpo_interfaces.msg import EpisodeSummary
 from wmpo_interfaces.srv import GetActionChunk, LabelEpisode, ResetEpisode, StartRecording, StopRecording
 
-PARAMETERS = {
-    "record_mode": ("all", "default record mode: all | failures | none"),
-    "policy_timeout": (10.0, "seconds to wait for the policy's chunk"),
-    "arm_timeout": (30.0, "seconds to wait for the arm to execute a chunk"),
-    "reset_timeout": (120.0, "seconds to wait for a reset (the first one builds the simulated scene)"),
-    "execute_steps": (0, "actions executed per chunk before asking again (0 = the whole chunk, open loop)"),
-    "service_wait": (10.0, "seconds to wait for the other nodes' services and the recorder's answers"),
-    "label_timeout": (0.0, "seconds to wait for the operator's label when the arm cannot tell success (0 = none)"),
-    "success_share": (0.0, "record mode failures: share of successful episodes kept as well (0..1)"),
-    "action_noise_std": ([0.0] * 7, "std of the Gaussian noise added to each action, per dimension (DART)"),
-    "snapshot_service": ("", "rosbag2 Snapshot service called after every unsuccessful episode ('' = none)"),
-}
+ACTION_DIM = 7  # OSC_POSE deltas + gripper (see ActionChunk.msg)
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
+PARAMETERS = {  # every one run-time (read at each use) except snapshot_service
+    "record_mode": Parameter("all", "default record mode: all | failures | none", one_of(*RECORD_MODES)),
+    "policy_timeout": Parameter(10.0, "seconds to wait for the policy's chunk", positive),
+    "arm_timeout": Parameter(30.0, "seconds to wait for the arm to execute a chunk", positive),
+    "reset_timeout": Parameter(
+        120.0, "seconds to wait for a reset (the first one builds the simulated scene)", positive
+    ),
+    "execute_steps": Parameter(
+        0, "actions executed per chunk before asking again (0 = the whole chunk, open loop)", at_least(0)
+    ),
+    "service_wait": Parameter(
+        10.0, "seconds to wait for the other nodes' services and the recorder's answers", positive
+    ),
+    "label_timeout": Parameter(
+        0.0, "seconds to wait for the operator's label when the arm cannot tell success (0 = none)", non_negative
+    ),
+    "success_share": Parameter(
+        0.0, "record mode failures: share of successful episodes kept as well (0..1)", in_range(0.0, 1.0)
+    ),
+    "action_noise_std": Parameter(
+        [0.0] * ACTION_DIM,
+        "std of the Gaussian noise added to each action, per dimension (DART)",
+        vector(ACTION_DIM, non_negative),
+    ),
+    "snapshot_service": Parameter(
+        "", "rosbag2 Snapshot service called after every unsuccessful episode ('' = none)", read_only=True
+    ),
+}
 
 
 class EpisodeError(RuntimeError):
@@ -85,15 +113,7 @@ def new_episode_id(task: str, seed: int) -> str:
 class EpisodeManager(Node):
     def __init__(self, **kwargs):
         super().__init__("episode_manager", **kwargs)
-        for key, (default, doc) in PARAMETERS.items():
-            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
-        if self.param("execute_steps") < 0:
-            raise ValueError(f"execute_steps must be >= 0 (0 = the whole chunk), got {self.param('execute_steps')}")
-        if not 0.0 <= self.param("success_share") <= 1.0:
-            raise ValueError(f"success_share must be within 0..1, got {self.param('success_share')}")
-        self._noise_std()
-        if self.param("label_timeout") < 0:
-            raise ValueError(f"label_timeout must be >= 0 s, got {self.param('label_timeout')}")
+        declare_parameters(self, PARAMETERS)
         group = ReentrantCallbackGroup()
         self.deadlines = Deadlines(self)
         self.instruction_pub = self.create_publisher(
@@ -198,18 +218,9 @@ class EpisodeManager(Node):
             raise EpisodeError(f"the arm stopped: {result.message}")
         return wrapped.status, result
 
-    def _noise_std(self) -> np.ndarray:
-        std = np.asarray(self.param("action_noise_std"), dtype=float)
-        if not np.all(np.isfinite(std)) or np.any(std < 0):
-            raise ValueError(f"action_noise_std must be finite and >= 0, got {std.tolist()}")
-        return std
-
     def _perturbed(self, chunk, rng: np.random.Generator) -> list[float]:
         """The chunk's actions plus ``action_noise_std`` noise, clipped to [-1, 1] (unchanged without noise)."""
-        try:
-            std = self._noise_std()
-        except ValueError as error:
-            raise EpisodeError(str(error)) from None
+        std = np.asarray(self.param("action_noise_std"), dtype=float)  # checked: finite, >= 0
         if not std.any():
             return list(chunk.actions)
         if len(std) != chunk.action_dim:
@@ -251,6 +262,20 @@ class EpisodeManager(Node):
             self.get_logger().info(f"episode {summary.episode_id}: rosbag2 snapshot written")
         except EpisodeError as error:
             self.get_logger().error(f"episode {summary.episode_id}: no rosbag2 snapshot: {error}")
+
+    async def _stop_recording(self, summary, mode: str) -> str:
+        """Close the episode's bag and return its path; a failed recording makes the episode incomplete."""
+        keep = keep_episode(mode, summary.outcome, self._successes_recorded, self.param("success_share"))
+        request = StopRecording.Request(summary=summary, keep=keep)
+        try:
+            stopped = await self._call(self.stop_client, request, self.param("service_wait"), "recorder/stop")
+        except EpisodeError as error:
+            stopped = StopRecording.Response(success=False, message=str(error))
+        if not stopped.success:
+            summary.outcome = EpisodeSummary.OUTCOME_INCOMPLETE
+            self.get_logger().error(f"episode {summary.episode_id} incomplete: its recording failed: {stopped.message}")
+        self._successes_recorded += summary.outcome == EpisodeSummary.OUTCOME_SUCCESS
+        return stopped.bag_path
 
     async def _run(self, goal_handle):
         if not self.one_goal.owns(goal_handle):  # accepted beside another goal; that one runs
@@ -350,18 +375,7 @@ class EpisodeManager(Node):
             self._running = None
         summary.end_time = self.get_clock().now().to_msg()
         if recording:
-            keep = keep_episode(mode, summary.outcome, self._successes_recorded, self.param("success_share"))
-            self._successes_recorded += summary.outcome == EpisodeSummary.OUTCOME_SUCCESS
-            try:
-                stopped = await self._call(
-                    self.stop_client,
-                    StopRecording.Request(summary=summary, keep=keep),
-                    self.param("service_wait"),
-                    "recorder/stop",
-                )
-                result.bag_path = stopped.bag_path
-            except EpisodeError as error:
-                self.get_logger().error(f"could not close the episode bag: {error}")
+            result.bag_path = await self._stop_recording(summary, mode)
         if self.snapshot_client is not None and summary.outcome != EpisodeSummary.OUTCOME_SUCCESS:
             await self._take_snapshot(summary)
         result.summary = summary

@@ -19,8 +19,8 @@ DEFAULT_CONFIG = Path(str(resources.files("wmpo_bringup") / "jobs" / "loop_demo.
 @dataclass
 class LoopDemoConfig:
     task: str = "Lift"
-    demos: int = 30
-    bc_steps: int = 500
+    demos: int = 40
+    bc_steps: int = 1500
     bc_batch_size: int = 16
     wm_steps: int = 500
     budget: int = 16

@@ -333,8 +333,12 @@ class EpisodeManager(Node):
                     raise EpisodeError("canceled")
                 answer = await self._call(
                     self.chunk_client,
-                    GetActionChunk.Request(
-                        not_before=not_before, timeout=float(self.param("policy_timeout")), step=summary.num_steps
+                    GetActionChunk.Request(  # the episode and its instruction: the server never races the topic
+                        not_before=not_before,
+                        timeout=float(self.param("policy_timeout")),
+                        step=summary.num_steps,
+                        episode_id=summary.episode_id,
+                        instruction=summary.instruction,
                     ),
                     self.param("policy_timeout") + 5.0,
                     "policy_server/get_action_chunk",

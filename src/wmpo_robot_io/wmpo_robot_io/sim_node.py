@@ -8,22 +8,23 @@ parameters of the ``camera`` node (image size, camera name, render settings) and
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
 from wmpo_episodes import parameters as checked
 from wmpo_robot_io.arm_node import ArmNode, SafetyConfigError
 from wmpo_robot_io.arms.sim_arm import SimArm
-from wmpo_robot_io.camera_node import CameraNode
+from wmpo_robot_io.camera_node import CameraNode, non_empty
 from wmpo_robot_io.cameras.sim_camera import SimCamera
 from wmpo_robot_io.sim.tasks import TASKS
 from wmpo_robot_io.sim.world import SimConfig, SimWorld
 
-CAMERA_PARAMETERS = {
-    "sim_camera": ("agentview", "sim: robosuite camera name"),
-    "image_size": (128, "sim: square image size [px]"),
-    "fast_render": (True, "sim: no MSAA, shadows or reflections (~3x faster on CPU)"),
+CAMERA_PARAMETERS = {  # read-only: the world is built once, at start-up
+    "sim_camera": checked.Parameter("agentview", "sim: robosuite camera name", non_empty, read_only=True),
+    "image_size": checked.Parameter(
+        128, "sim: square image size [px], 16..1024", checked.in_range(16, 1024), read_only=True
+    ),
+    "fast_render": checked.Parameter(True, "sim: no MSAA, shadows or reflections (~3x faster on CPU)", read_only=True),
 }
 ARM_PARAMETERS = {  # read-only: the world is built once, at start-up
     "control_freq": checked.Parameter(20, "sim: control steps per second [Hz]", checked.positive, read_only=True),
@@ -39,9 +40,14 @@ ARM_PARAMETERS = {  # read-only: the world is built once, at start-up
 
 def main(args=None):
     rclpy.init(args=args)
-    camera = CameraNode("camera", parameter_overrides=[Parameter("source", value="sim")])
-    for key, (default, doc) in CAMERA_PARAMETERS.items():
-        camera.declare_parameter(key, default, ParameterDescriptor(description=doc))
+    try:
+        camera = CameraNode(
+            "camera", parameter_overrides=[Parameter("source", value="sim")], extra_parameters=CAMERA_PARAMETERS
+        )
+    except ValueError as error:  # a bad parameter value
+        rclpy.logging.get_logger("camera").fatal(str(error))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
     try:
         arm = ArmNode("arm")
         checked.declare_parameters(arm, ARM_PARAMETERS)

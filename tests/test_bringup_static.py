@@ -81,7 +81,7 @@ def test_dockerfiles_pass_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_readme_documents_every_node_parameter():
+def test_the_node_reference_documents_every_node_parameter():
     from wmpo_episodes.episode_manager_node import PARAMETERS as manager
     from wmpo_episodes.recorder_node import PARAMETERS as recorder
     from wmpo_policy.policy_server_node import PARAMETERS as policy
@@ -92,12 +92,12 @@ def test_readme_documents_every_node_parameter():
     from wmpo_robot_io.camera_node import PARAMETERS as camera
     from wmpo_robot_io.sim_node import ARM_PARAMETERS, CAMERA_PARAMETERS
 
-    readme = (ROOT / "README.md").read_text()
+    reference = (ROOT / "docs" / "nodes.md").read_text()
     names = [*manager, *recorder, *policy, *arm, *camera, *ARM_PARAMETERS, *CAMERA_PARAMETERS]
     names += [f"safety.{key}" for key in safety]
     names += [*hardware, *(f"moveit.{key}" for key in moveit)]
-    missing = [name for name in names if f"`{name}`" not in readme]
-    assert not missing, f"README lacks parameters {missing}"
+    missing = [name for name in names if f"`{name}`" not in reference]
+    assert not missing, f"docs/nodes.md lacks parameters {missing}"
 
 
 def test_compose_services_build_the_dockerfiles_and_start_what_exists():

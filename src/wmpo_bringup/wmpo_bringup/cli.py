@@ -34,6 +34,7 @@ from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
 from wmpo_bringup.loop_demo import DEFAULT_CONFIG as DEFAULT_LOOP_DEMO
 from wmpo_bringup.sim_episodes import run_sim_episodes
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.ranges import parse_range
 from wmpo_robot_io.sim.tasks import TASKS
 
@@ -220,7 +221,7 @@ def cmd_base_policy(args) -> int:
             budget = TASKS[task].max_steps
             steps = [r["summary"]["success_step"] for r in evaluation["results"]]
             report[task]["successes_within_task_budget"] = sum(0 <= s <= budget for s in steps)
-    report_file.write_text(json.dumps(report, indent=2))
+    write_json(report_file, report)
     for task, row in report.items():
         low, high = row["success_rate_95ci"]
         within = row.get("successes_within_task_budget")

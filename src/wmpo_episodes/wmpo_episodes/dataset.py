@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wmpo_episodes.atomic_folder import fsync_tree
+from wmpo_episodes.atomic_json import fsync_path, write_json
+
 
 class DatasetError(ValueError):
     """An episode or dataset that cannot be converted or read; the text says why."""
@@ -94,8 +97,10 @@ def write_dataset(output: Path, episodes) -> list[EpisodeRecord]:
     np.save(tmp / "actions.npy", np.concatenate(actions))
     np.save(tmp / "commanded.npy", np.concatenate(commanded))
     meta = {"format": "wmpo-episodes-v1", "episodes": [asdict(r) for r in records]}
-    (tmp / "episodes.json").write_text(json.dumps(meta, indent=1))
+    write_json(tmp / "episodes.json", meta, indent=1)
+    fsync_tree(tmp)
     os.replace(tmp, output)
+    fsync_path(output.parent)
     return records
 
 

@@ -13,7 +13,6 @@ Writes TensorBoard scalars to <output>/tb, checkpoints to <output>/checkpoints/s
 optimizer state), and resumes from the newest checkpoint if there is one.
 """
 
-import json
 import math
 import random
 import time
@@ -25,6 +24,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.action_tokens import actions_to_bins
 from wmpo_policy.vla.configuration import VLAConfig
@@ -101,7 +101,7 @@ def train(config: BCConfig) -> Path:
     torch.set_num_threads(config.threads)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "bc_config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_json(output / "bc_config.json", asdict(config))
 
     datasets = [EpisodeDataset(Path(path)) for path in config.datasets]
     episodes = [  # (dataset, episode index, its record)

@@ -7,7 +7,6 @@ with log pi(y) the sum of the executed action tokens' log-probs (temperature 1),
 reference the policy that collected the rollouts (frozen).
 """
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.real_trajectories import recorded_trajectories
@@ -107,5 +107,5 @@ def train(config: DPOConfig) -> Path:
     policy.model.eval()
     path = policy.save_pretrained(output / "policy")
     summary = {"pairs": len(pairs), "rollouts": len(outcomes), "successes": sum(outcomes), "config": asdict(config)}
-    (output / "dpo.json").write_text(json.dumps({**summary, "history": history}, indent=2))
+    write_json(output / "dpo.json", {**summary, "history": history})
     return path

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_trainer import train_wmpo
 from wmpo_trainer.grpo import GRPOConfig
 from wmpo_worldmodel import train_reward, train_world_model
@@ -56,9 +57,7 @@ def _finished(folder: Path, phase: str) -> dict | None:
 
 def _finish(folder: Path, phase: str, result: dict) -> dict:
     """Record a phase's result atomically."""
-    tmp = folder / f".{phase}.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, folder / f"{phase}.json")
+    write_json(folder / f"{phase}.json", result)
     return result
 
 
@@ -75,7 +74,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
     """Run (or resume) the rounds; returns the summary written to <output>/summary.json."""
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "loop_config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_json(output / "loop_config.json", asdict(config))
     steps = config.max_steps
     eval_goals = [{"init_state_id": i, "max_steps": steps, "record_mode": "all"} for i in config.eval_init_states]
     base = _finished(output, "base_evaluate") or _finish(
@@ -160,7 +159,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
         "base_success_rate_95ci": base["success_rate_95ci"],
         "rounds": rounds,
     }
-    (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(output / "summary.json", summary)
     write_report(output, summary)
     return summary
 

@@ -24,6 +24,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel
@@ -132,7 +133,7 @@ def train(config: WMPOConfig) -> Path:
     horizon = policy.model.config.chunk_size
     if parallel.is_main:  # imagination, logs and checkpoints
         output.mkdir(parents=True, exist_ok=True)
-        (output / "wmpo_config.json").write_text(json.dumps(asdict(config), indent=2))
+        write_json(output / "wmpo_config.json", asdict(config))
         world_model = WorldModelPipeline.load(config.world_model, device)
         reward = VideoRewardModel.from_pretrained(config.reward_model, device)
         starts = [
@@ -184,7 +185,7 @@ def train(config: WMPOConfig) -> Path:
         history.append(row)
         state = {"optimizer": optimizer.state_dict(), "iteration": iteration}
         policy.save_pretrained(output / "checkpoints" / f"iter_{iteration}", extra={TRAINER_STATE: state})
-        history_file.write_text(json.dumps(history, indent=2))
+        write_json(history_file, history)
     final = output / "checkpoints" / f"iter_{config.iterations}"
     if parallel.is_main:
         writer.close()

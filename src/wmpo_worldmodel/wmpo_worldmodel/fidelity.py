@@ -8,7 +8,6 @@ AUROC of its peak window score). The reward model also judges the real video, wh
 its own errors from the world model's.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from scipy.stats import mannwhitneyu
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.imagination import start_context
 from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
@@ -178,7 +178,7 @@ def write_report(
         if not strips:
             strips.append(("real", results[0].real))
         strips.append((name, results[0].imagined))
-    (output / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(output / "report.json", report)
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, summary in report.items():

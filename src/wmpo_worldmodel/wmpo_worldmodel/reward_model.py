@@ -18,6 +18,7 @@ import torch
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
 from wmpo_episodes.atomic_folder import atomic_folder
+from wmpo_episodes.atomic_json import write_json
 from wmpo_worldmodel.data import resize_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -68,7 +69,7 @@ class VideoRewardModel:
     def save_pretrained(self, path: str | Path) -> Path:
         with atomic_folder(path) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
-            (tmp / REWARD_FILE).write_text(json.dumps({"threshold": self.threshold}, indent=2))
+            write_json(tmp / REWARD_FILE, {"threshold": self.threshold})
         return Path(path)
 
     @classmethod

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.bag_conversion import build_dataset
 from wmpo_episodes.dataset import EpisodeDataset, write_subset
 from wmpo_worldmodel import train_reward, train_world_model
@@ -110,5 +111,5 @@ def run_study(config: StudyConfig) -> dict:
         sampler_steps=config.sampler_steps,
     )
     reward_report = json.loads((output / "reward" / "reward_report.json").read_text())
-    (output / "report" / "reward.json").write_text(json.dumps(reward_report, indent=2))
+    write_json(output / "report" / "reward.json", reward_report)
     return report

@@ -9,7 +9,6 @@ every ``val_every``-th labelled episode is held out; the threshold maximises F1 
 succeeded" over the held-out episodes, judged by a sliding window as at imagination time.
 """
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
@@ -157,7 +157,7 @@ def train(config: RewardConfig) -> Path:
     reward.threshold = result["threshold"]
     path = reward.save_pretrained(output / "reward_model")
     report = {**result, "config": asdict(config), "train_minutes": round((time.monotonic() - started) / 60, 1)}
-    (output / "reward_report.json").write_text(json.dumps(report, indent=2))
+    write_json(output / "reward_report.json", report)
     writer.add_scalar("reward/threshold", result["threshold"], config.steps)
     writer.add_scalar("reward/heldout_f1", result["f1"], config.steps)
     writer.close()

@@ -12,7 +12,6 @@ serves; the raw weights, optimizer and EMA state resume training. Every ``strip_
 strip of real vs imagined frames (real actions) goes to TensorBoard and <output>/strips/.
 """
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_policy.vla.normalization import ActionStats
 from wmpo_worldmodel.data import WindowSampler
 from wmpo_worldmodel.models import ActionConditionedUNet
@@ -82,7 +82,7 @@ def train(config: WMConfig) -> Path:
     torch.set_num_threads(config.threads)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "wm_config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_json(output / "wm_config.json", asdict(config))
     data = WindowSampler(config.datasets, config.context_frames, config.frames_per_pass, config.image_size)
 
     # -- model: resume, or continue a world model, or build a fresh one ---------------------------

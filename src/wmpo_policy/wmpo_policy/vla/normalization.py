@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wmpo_episodes.atomic_json import write_json
+
 DEGENERATE_RANGE = 1e-6  # a dimension that never varies (e.g. rotation in Lift) maps to 0
 
 
@@ -47,7 +49,7 @@ class ActionStats:
         return np.where(hi - lo > DEGENERATE_RANGE, out, lo)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({"id": self.id, "q01": list(self.q01), "q99": list(self.q99)}, indent=2))
+        write_json(path, {"id": self.id, "q01": list(self.q01), "q99": list(self.q99)})
 
     @classmethod
     def load(cls, path: Path) -> "ActionStats":

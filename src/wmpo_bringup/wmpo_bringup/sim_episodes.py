@@ -11,83 +11,108 @@ import time
 from pathlib import Path
 
 from wmpo_bringup.environment import node_environment, private_domain_id
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.success_rate import wilson_interval
 
 
 def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict, title: str) -> dict:
     """Start the sim graph, run one RunEpisode per goal (seed / init_state_id / max_steps /
-    record_mode), print a table and write <output>/summary.json. Returns the summary."""
+    record_mode), print a table and write <output>/summary.json. Returns the summary.
+
+    Resumable: a goal that already has a finished episode bag in <output>/episodes (a run killed
+    before) is not run again, and its episode counts in the summary; a folder that holds another
+    collection (another task or graph parameters, e.g. another checkpoint) is refused."""
     import rclpy
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from wmpo_bringup.episode_client import EpisodeClient
     from wmpo_bringup.runner import GraphError, GraphProcesses
+    from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder
+    from wmpo_episodes.episodes import list_episodes
 
     console = Console()
     output = output.resolve()
-    overrides = {**overrides, "recorder": {"output_dir": str(output / "episodes"), **overrides.get("recorder", {})}}
-    domain = private_domain_id()
-    env = node_environment(domain_id=domain, log_dir=str(output / "logs" / "ros"))
-    console.print(f"sim graph on ROS_DOMAIN_ID={domain} (set ROS_DOMAIN_ID to choose it)")
-    rows = []
+    try:
+        claim_folder(output, {"task": task, "overrides": overrides})
+    except CollectionMismatch as error:
+        console.print(f"[red]{error}")
+        raise SystemExit(1) from None
+    finished = [{"summary": e.summary, "bag_path": str(e.path)} for e in list_episodes(output / "episodes")]
+    slots = assign(task, goals, finished)
+    pending = [i for i, slot in enumerate(slots) if slot is None]
+    if len(pending) < len(goals):
+        console.print(f"resuming: {len(goals) - len(pending)} of {len(goals)} episodes are in {output / 'episodes'}")
     started = time.monotonic()
-    with GraphProcesses("sim", output / "logs", overrides=overrides, env=env) as processes:
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "RMW_", "AMENT_"))})
-        rclpy.init()
-        client = EpisodeClient("wmpo_cli")
-        try:
-            if not client.wait_for_graph(timeout=120.0):
-                processes.check()
-                raise GraphError("the episode manager and its services did not come up within 120 s")
-            with Progress(console=console) as progress:
-                bar = progress.add_task(f"{task} episodes", total=len(goals))
-                for goal in goals:
+    if pending:
+        overrides = {**overrides, "recorder": {"output_dir": str(output / "episodes"), **overrides.get("recorder", {})}}
+        domain = private_domain_id()
+        env = node_environment(domain_id=domain, log_dir=str(output / "logs" / "ros"))
+        console.print(f"sim graph on ROS_DOMAIN_ID={domain} (set ROS_DOMAIN_ID to choose it)")
+        with GraphProcesses("sim", output / "logs", overrides=overrides, env=env) as processes:
+            os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "RMW_", "AMENT_"))})
+            rclpy.init()
+            client = EpisodeClient("wmpo_cli")
+            try:
+                if not client.wait_for_graph(timeout=120.0):
                     processes.check()
-                    rows.append(client.run_episode(task, **goal))
-                    progress.advance(bar)
-        except GraphError as error:
-            console.print(f"[red]{error}")
-            raise SystemExit(1) from None
-        finally:
-            client.destroy_node()
-            rclpy.try_shutdown()
-    elapsed = time.monotonic() - started
+                    raise GraphError("the episode manager and its services did not come up within 120 s")
+                with Progress(console=console) as progress:
+                    bar = progress.add_task(f"{task} episodes", total=len(pending))
+                    for i in pending:
+                        processes.check()
+                        result = client.run_episode(task, **goals[i])
+                        slots[i] = {"summary": result.summary, "bag_path": result.bag_path}
+                        progress.advance(bar)
+            except GraphError as error:
+                console.print(f"[red]{error}")
+                raise SystemExit(1) from None
+            finally:
+                client.destroy_node()
+                rclpy.try_shutdown()
+    return _report(task, slots, output, title, time.monotonic() - started)
+
+
+def _report(task: str, results: list[dict], output: Path, title: str, elapsed: float) -> dict:
+    """Print the table of ``results`` and write <output>/summary.json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
     table = Table(title=title)
     for column in ("episode", "outcome", "steps", "success step", "interventions", "bag"):
         table.add_column(column)
-    for result in rows:
-        s = result.summary
+    for result in results:
+        s = result["summary"]
         table.add_row(
             s["episode_id"],
             s["outcome"],
             str(s["num_steps"]),
             str(s["success_step"]),
             str(s["safety_interventions"]),
-            result.bag_path or "-",
+            result["bag_path"] or "-",
         )
     console.print(table)
-    successes = sum(r.summary["outcome"] == "success" for r in rows)
+    successes = sum(r["summary"]["outcome"] == "success" for r in results)
     # Cut short by the graph (a node's timeout or crash), not by the policy: counted as failures,
     # and reported so that an evaluation hit by them can be re-run.
-    incomplete = sum(r.summary["outcome"] == "incomplete" for r in rows)
-    lengths = [r.summary["num_steps"] for r in rows if r.summary["outcome"] == "success"]
-    low, high = wilson_interval(successes, len(rows))
+    incomplete = sum(r["summary"]["outcome"] == "incomplete" for r in results)
+    lengths = [r["summary"]["num_steps"] for r in results if r["summary"]["outcome"] == "success"]
+    low, high = wilson_interval(successes, len(results))
     report = {
         "task": task,
-        "episodes": len(rows),
+        "episodes": len(results),
         "successes": successes,
         "incomplete": incomplete,
-        "success_rate": successes / max(1, len(rows)),
+        "success_rate": successes / max(1, len(results)),
         "success_rate_95ci": [round(low, 4), round(high, 4)],
         "mean_success_length": float(sum(lengths) / len(lengths)) if lengths else None,
         "wall_time_s": round(elapsed, 1),
-        "results": [{"summary": r.summary, "bag_path": r.bag_path} for r in rows],
+        "results": results,
     }
-    (output / "summary.json").write_text(json.dumps(report, indent=2))
+    write_json(output / "summary.json", report)
     console.print(
-        f"{successes}/{len(rows)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s"
+        f"{successes}/{len(results)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s"
         + (f", [red]{incomplete} incomplete (counted as failures; see the logs)[/red]" if incomplete else "")
         + "; "
         f"bags in {output / 'episodes'}; summary in {output / 'summary.json'}"
@@ -97,10 +122,11 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
 
 class SimCollector:
     """collect(task, checkpoint, goals, output, temperature) -> report (summary.json's content
-    plus "dataset": the converted dataset folder). Runs the VLA checkpoint in the sim graph."""
+    plus "dataset": the converted dataset folder, one episode per goal). Runs the VLA checkpoint
+    in the sim graph; a collection killed part way resumes with the goals still to run."""
 
     def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
-        from wmpo_episodes.bag_conversion import build_dataset
+        from wmpo_episodes.collection import write_collected_dataset
 
         output = Path(output)
         summary = output / "summary.json"
@@ -112,5 +138,5 @@ class SimCollector:
             report = run_sim_episodes(task, goals, output, {"policy_server": policy}, title)
         dataset = output / "dataset"
         if not dataset.exists():
-            build_dataset(output / "episodes", dataset)
+            write_collected_dataset(report["results"], dataset)
         return {**report, "dataset": str(dataset)}

@@ -1,6 +1,9 @@
 """Collect real episodes through a running graph (sim or robot) from inside a node: deploy the
 checkpoint on the policy server (a parameter change), run RunEpisode goals on the episode
 manager, and convert the kept bags into a dataset. Same call as SimCollector, for the loop.
+
+Resumable: each result is added to <output>/results.json as it arrives, so a collection canceled
+or killed part way runs only the goals still without a finished episode when it is called again.
 """
 
 import json
@@ -12,8 +15,8 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from wmpo_episodes.action_goals import send_goal
-from wmpo_episodes.bag_conversion import read_episode_arrays
-from wmpo_episodes.dataset import write_dataset
+from wmpo_episodes.atomic_json import write_json
+from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder, write_collected_dataset
 from wmpo_episodes.success_rate import wilson_interval
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
@@ -38,6 +41,9 @@ def wait(future, timeout: float, what: str):
     return future.result()
 
 
+RESULTS_FILE = "results.json"
+
+
 class GraphCollector:
     def __init__(self, node, should_stop=lambda: False, episode_timeout: float = 600.0):
         self.node = node
@@ -60,43 +66,56 @@ class GraphCollector:
                 raise CollectionError(f"policy_server refused {parameter.name}: {answer.results[0].reason}")
 
     def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
+        """Run the goals (resuming: only those without a finished episode in <output>/results.json)
+        and convert their bags; returns the report, with "dataset": one episode per goal."""
         output = Path(output)
         summary_file = output / "summary.json"
         if summary_file.is_file() and json.loads(summary_file.read_text())["episodes"] == len(goals):
             report = json.loads(summary_file.read_text())
         else:
-            self.deploy(checkpoint, temperature)
-            if not self.episodes.wait_for_server(timeout_sec=30.0):
-                raise CollectionError("episode_manager/run_episode not available")
-            results = []
-            for goal in goals:
+            spec = {"task": task, "checkpoint": str(Path(checkpoint).resolve()), "temperature": float(temperature)}
+            try:
+                claim_folder(output, spec)
+            except CollectionMismatch as error:
+                raise CollectionError(str(error)) from None
+            progress = output / RESULTS_FILE  # every result so far, written after each episode
+            finished = json.loads(progress.read_text()) if progress.is_file() else []
+            slots = assign(task, goals, finished)
+            if any(slot is None for slot in slots):
+                self.deploy(checkpoint, temperature)
+                if not self.episodes.wait_for_server(timeout_sec=30.0):
+                    raise CollectionError("episode_manager/run_episode not available")
+            for i, goal in enumerate(goals):
+                if slots[i] is not None:
+                    continue
                 if self.should_stop():
                     raise CollectionError("canceled")
-                request = RunEpisode.Goal(task=task, seed=-1, **{k: v for k, v in goal.items()})
-                handle = send_goal(self.episodes, request, done_within)
-                if handle is None:
-                    raise CollectionError("RunEpisode goal: no answer within 30 s")
-                if not handle.accepted:
-                    raise CollectionError("the episode manager rejected the goal")
-                answer = wait(handle.get_result_async(), self.episode_timeout, "RunEpisode result").result
-                results.append({"summary": summary_to_dict(answer.summary), "bag_path": answer.bag_path})
-            successes = sum(r["summary"]["outcome"] == "success" for r in results)
-            low, high = wilson_interval(successes, len(results))
+                slots[i] = self._run(task, goal)
+                finished.append(slots[i])
+                write_json(progress, finished)
+            successes = sum(r["summary"]["outcome"] == "success" for r in slots)
+            low, high = wilson_interval(successes, len(slots))
             report = {
                 "task": task,
-                "episodes": len(results),
+                "episodes": len(slots),
                 "successes": successes,
-                "success_rate": successes / max(1, len(results)),
+                "success_rate": successes / max(1, len(slots)),
                 "success_rate_95ci": [round(low, 4), round(high, 4)],
-                "results": results,
+                "results": slots,
             }
-            output.mkdir(parents=True, exist_ok=True)
-            summary_file.write_text(json.dumps(report, indent=2))
+            write_json(summary_file, report)
         dataset = output / "dataset"
         if not dataset.exists():
-            kept = [r for r in report["results"] if r["bag_path"] and r["summary"]["outcome"] != "incomplete"]
-            episodes = (
-                ({**r["summary"], "bag": r["bag_path"]}, read_episode_arrays(Path(r["bag_path"]))) for r in kept
-            )
-            write_dataset(dataset, episodes)
+            write_collected_dataset(report["results"], dataset)
         return {**report, "dataset": str(dataset)}
+
+    def _run(self, task: str, goal: dict) -> dict:
+        """One RunEpisode goal -> its result {"summary", "bag_path"}."""
+        request = RunEpisode.Goal(task=task, seed=-1, **{k: v for k, v in goal.items()})
+        handle = send_goal(self.episodes, request, done_within)
+        if handle is None:
+            raise CollectionError("RunEpisode goal: no answer within 30 s")
+        if not handle.accepted:
+            raise CollectionError("the episode manager rejected the goal")
+        answer = wait(handle.get_result_async(), self.episode_timeout, "RunEpisode result").result
+        return {"summary": summary_to_dict(answer.summary), "bag_path": answer.bag_path}

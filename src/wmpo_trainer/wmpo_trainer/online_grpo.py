@@ -7,13 +7,13 @@ the simulator, which is what WMPO saves. The collector is a callable (the sim gr
 ROS in practice: wmpo_bringup.sim_episodes.SimCollector), so this module needs no ROS.
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.grpo import GRPOConfig, group_advantages, informative_groups
@@ -41,7 +41,7 @@ def train(config: OnlineGRPOConfig, collect) -> Path:
     rng = np.random.default_rng(config.seed)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "online_grpo_config.json").write_text(json.dumps(asdict(config), indent=2))
+    write_json(output / "online_grpo_config.json", asdict(config))
     grpo = config.grpo
     per_iteration = config.groups_per_iteration * grpo.group_size
     iterations = max(1, config.budget // per_iteration)
@@ -60,6 +60,9 @@ def train(config: OnlineGRPOConfig, collect) -> Path:
         by_start: dict[int, list[int]] = {}
         for i, record in enumerate(data.records):
             by_start.setdefault(record.init_state_id, []).append(i)
+        oversized = [f"start state {s}: {len(v)} episodes" for s, v in by_start.items() if len(v) > grpo.group_size]
+        if oversized:  # a collection that ran goals twice: its groups are not groups of G rollouts
+            raise ValueError(f"{report['dataset']}: {', '.join(oversized)}, G = {grpo.group_size}")
         groups = [indices for indices in by_start.values() if len(indices) == grpo.group_size]
         rewards = np.array([[float(data.records[i].outcome == "success") for i in g] for g in groups])
         keep = informative_groups(rewards) if len(groups) else np.zeros(0, bool)
@@ -68,6 +71,7 @@ def train(config: OnlineGRPOConfig, collect) -> Path:
             "episodes": len(data.records),
             "success_rate": float(rewards.mean()) if len(groups) else 0.0,
             "informative_groups": int(keep.sum()),
+            "short_groups": len(by_start) - len(groups),  # start states with incomplete episodes left out
         }
         if keep.any():
             indices = [i for g, k in zip(groups, keep, strict=True) if k for i in g]
@@ -76,5 +80,5 @@ def train(config: OnlineGRPOConfig, collect) -> Path:
             row.update(grpo_update(policy, optimizer, trajectories, grpo, rng))
         checkpoint = policy.save_pretrained(output / "checkpoints" / f"iter_{iteration}")
         history.append(row)
-        (output / "history.json").write_text(json.dumps(history, indent=2))
+        write_json(output / "history.json", history)
     return checkpoint

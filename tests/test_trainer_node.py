@@ -50,7 +50,11 @@ def test_trainer_action_runs_a_round_with_feedback_and_cancels(tmp_path, ros_dom
     with (
         running_sim_graph(tmp_path, ros_domain) as (processes, client, _),
         GraphProcesses(
-            "imagine", tmp_path / "trainer", overrides={"trainer": TINY}, env=env, only=("trainer",)
+            "imagine",
+            tmp_path / "trainer",
+            overrides={"trainer": {**TINY, "data_root": str(tmp_path)}},
+            env=env,
+            only=("trainer",),
         ) as trainer,
     ):
         action = ActionClient(client, TrainWMPO, "trainer/train")

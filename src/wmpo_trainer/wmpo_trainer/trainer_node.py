@@ -6,36 +6,42 @@ Interfaces (node ``trainer``):
   uses   episode_manager/run_episode, policy_server parameters (checkpoint, temperature)
 
 One goal at a time. A goal re-sent with the same output folder resumes where the last one stopped.
+The goal's paths (policy, world_model, demos, output) must lie inside ``data_root`` (symlinks and
+``..`` resolved); a goal with another path is aborted with the reason and nothing is written.
 """
 
 import traceback
+from pathlib import Path
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from wmpo_episodes.action_goals import OneGoalAtATime
+from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
 from wmpo_episodes.node_main import spin_node
+from wmpo_episodes.parameters import Parameter, at_least, declare_parameters, positive
 from wmpo_episodes.ranges import parse_range
 from wmpo_interfaces.action import TrainWMPO
 
 PARAMETERS = {
-    "align_steps": (500, "world-model alignment steps per round"),
-    "reward_steps": (600, "reward-model training steps per round"),
-    "wmpo_iterations": (4, "GRPO iterations in imagination per round"),
-    "group_size": (8, "imagined rollouts per start state"),
-    "start_states": (8, "groups per GRPO iteration"),
-    "sampler_steps": (10, "denoising steps per imagined chunk"),
-    "threads": (2, "torch CPU threads"),
+    "align_steps": Parameter(500, "world-model alignment steps per round", positive),
+    "reward_steps": Parameter(600, "reward-model training steps per round", positive),
+    "wmpo_iterations": Parameter(4, "GRPO iterations in imagination per round", positive),
+    "group_size": Parameter(8, "imagined rollouts per start state (GRPO needs >= 2)", at_least(2)),
+    "start_states": Parameter(8, "groups per GRPO iteration", positive),
+    "sampler_steps": Parameter(10, "denoising steps per imagined chunk", positive),
+    "threads": Parameter(2, "torch CPU threads", positive),
+    "data_root": Parameter("runs", "folder every goal path must lie in (resolved at start-up)", read_only=True),
 }
+GOAL_PATHS = ("policy", "world_model", "demos", "output")
 
 
 class TrainerNode(Node):
     def __init__(self, **kwargs):
         super().__init__("trainer", **kwargs)
-        for key, (default, doc) in PARAMETERS.items():
-            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        declare_parameters(self, PARAMETERS)
+        self.data_root = Path(self.param("data_root")).resolve()
         self.one_goal = OneGoalAtATime()
         self.group = ReentrantCallbackGroup()
         ActionServer(
@@ -76,12 +82,10 @@ class TrainerNode(Node):
             return result
         goal = goal_handle.request
         try:
+            paths = {key: str(confined_path(getattr(goal, key), [self.data_root], key)) for key in GOAL_PATHS}
             config = LoopConfig(
                 task=goal.task,
-                policy=goal.policy,
-                world_model=goal.world_model,
-                demos=goal.demos,
-                output=goal.output,
+                **paths,
                 rounds=goal.rounds or 1,
                 budget=goal.budget or 128,
                 max_steps=goal.max_steps,
@@ -107,13 +111,17 @@ class TrainerNode(Node):
             if summary["rounds"]:
                 result.final_success_rate = summary["rounds"][-1]["eval_success_rate"]
                 result.policy = summary["rounds"][-1]["policy"]
-            result.summary_path = f"{goal.output}/summary.json"
+            result.summary_path = f"{paths['output']}/summary.json"
             if goal_handle.is_cancel_requested:
                 result.message = "canceled; re-send the goal with the same output to resume"
                 goal_handle.canceled()
             else:
                 result.success, result.message = True, f"{len(summary['rounds'])} round(s) done"
                 goal_handle.succeed()
+        except PathOutsideRoots as error:
+            result.message = f"refused: {error} (parameter data_root)"
+            self.get_logger().error(result.message)
+            goal_handle.abort()
         except Exception as error:  # noqa: BLE001  any failure ends the goal with the reason, the node lives on
             if goal_handle.is_cancel_requested:
                 result.message = "canceled; re-send the goal with the same output to resume"

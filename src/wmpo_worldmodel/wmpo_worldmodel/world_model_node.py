@@ -7,43 +7,56 @@ Interfaces (node ``world_model``):
   sub     camera/image_raw       sensor_msgs/Image  policy mode starts from the latest image
 
 Checkpoints load at start-up (a wrong path is a clear error and exit 1); with no world_model the
-node runs and every request fails with the reason.
+node runs and every request fails with the reason. A request's bag_path must lie inside
+``data_root`` (symlinks and ``..`` resolved). Any failure of a request (a bad bag, the models, the
+reward model) answers success=false with the reason, is logged, and the node keeps serving.
 """
 
 import threading
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import torch
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
 from wmpo_episodes.node_main import spin_node
+from wmpo_episodes.parameters import Parameter, declare_parameters, non_negative, one_of, positive
 from wmpo_interfaces.srv import Imagine
 from wmpo_robot_io.images import ImageError, from_image_msg, to_image_msg
+from wmpo_worldmodel.schedulers import SAMPLERS
+
+
+def non_empty(value) -> str | None:
+    return None if value else "must not be empty"
+
 
 PARAMETERS = {
-    "world_model": ("", "world-model checkpoint folder (WorldModelPipeline)"),
-    "policy": ("", "VLA checkpoint folder, for policy mode"),
-    "reward_model": ("", "reward-model checkpoint folder (optional): judges imagined episodes"),
-    "max_steps": (120, "policy mode: imagined control steps when the request gives none"),
-    "temperature": (0.0, "policy mode: sampling temperature (0 = greedy)"),
-    "sampler": ("ddim", "diffusion sampler: ddim | dpmsolver | euler | unipc"),
-    "sampler_steps": (10, "denoising steps per pass"),
-    "playback_rate": (10.0, "frames per second published"),
-    "frame_id": ("camera_optical_frame", "frame_id of the published images"),
-    "device": ("cpu", "torch device"),
-    "threads": (2, "torch CPU threads"),
+    "world_model": Parameter("", "world-model checkpoint folder (WorldModelPipeline)", read_only=True),
+    "policy": Parameter("", "VLA checkpoint folder, for policy mode", read_only=True),
+    "reward_model": Parameter(
+        "", "reward-model checkpoint folder (optional): judges imagined episodes", read_only=True
+    ),
+    "max_steps": Parameter(120, "policy mode: imagined control steps when the request gives none", positive),
+    "temperature": Parameter(0.0, "policy mode: sampling temperature (0 = greedy)", non_negative),
+    "sampler": Parameter("ddim", "diffusion sampler: ddim | dpmsolver | euler | unipc", one_of(*SAMPLERS)),
+    "sampler_steps": Parameter(10, "denoising steps per pass", positive),
+    "playback_rate": Parameter(10.0, "frames per second published", positive, read_only=True),
+    "frame_id": Parameter("camera_optical_frame", "frame_id of the published images", non_empty),
+    "device": Parameter("cpu", "torch device", non_empty, read_only=True),
+    "threads": Parameter(2, "torch CPU threads", positive, read_only=True),
+    "data_root": Parameter(".", "folder every requested bag_path must lie in (resolved at start-up)", read_only=True),
 }
 
 
 class WorldModelNode(Node):
     def __init__(self, **kwargs):
         super().__init__("world_model", **kwargs)
-        for key, (default, doc) in PARAMETERS.items():
-            self.declare_parameter(key, default, ParameterDescriptor(description=doc))
+        declare_parameters(self, PARAMETERS)
+        self.data_root = Path(self.param("data_root")).resolve()
         torch.set_num_threads(self.param("threads"))
         self.world_model, self.policy, self.reward = self._load_models()
         self._latest_image: np.ndarray | None = None
@@ -96,7 +109,7 @@ class WorldModelNode(Node):
             if request.bag_path:
                 from wmpo_episodes.bag_conversion import read_episode_arrays
 
-                episode = read_episode_arrays(request.bag_path)
+                episode = read_episode_arrays(confined_path(request.bag_path, [self.data_root], "bag_path"))
                 frames = imagine_episode(
                     self.world_model, episode["frames"], episode["actions"], generator=generator, **sampling
                 )
@@ -120,14 +133,19 @@ class WorldModelNode(Node):
                     generator,
                 )
                 frames = batch.frames[0][: steps + 1]
-        except Exception as error:  # noqa: BLE001  bad bags, checkpoints, inputs: report, do not die
-            response.message = f"imagination failed: {error}"
+            if self.reward is not None:
+                verdict = self.reward.judge(frames)
+                response.judged, response.imagined_success = True, verdict.success
+                response.success_frame = verdict.success_frame
+        except PathOutsideRoots as error:
+            response.message = f"refused: {error} (parameter data_root)"
             self.get_logger().error(response.message)
             return response
-        if self.reward is not None:
-            verdict = self.reward.judge(frames)
-            response.judged, response.imagined_success = True, verdict.success
-            response.success_frame = verdict.success_frame
+        except Exception as error:  # noqa: BLE001  bad bags, checkpoints, inputs, models: report, do not die
+            response.judged, response.success_frame = False, -1
+            response.message = f"imagination failed: {type(error).__name__}: {error}"
+            self.get_logger().error(response.message)
+            return response
         with self._lock:
             self._queue.clear()
             for i, frame in enumerate(frames):

@@ -91,10 +91,11 @@ def test_sim_launch_starts_every_node_of_the_graph():
 
 @pytest.mark.launch(fixture=robot_launch)
 def test_robot_launch_without_hardware_starts_the_rest_and_refuses_the_arm():
-    """No RealSense and no safety limits in the default robot.yaml: the camera and the arm exit
-    with their clear errors; the policy server, the recorder and the episode manager run."""
+    """No RealSense, no safety limits and no VLA checkpoint in the default robot.yaml: the camera,
+    the arm and the policy server exit with their clear errors; the recorder and the episode
+    manager run."""
     with probe() as node:
-        expected = {"policy_server", "recorder", "episode_manager"}
+        expected = {"recorder", "episode_manager"}
         assert wait_for(node, lambda: expected <= set(node.get_node_names())), node.get_node_names()
         assert wait_for(node, lambda: "/episode_manager/label" in names_and_types(node))
         assert "/arm/execute_chunk/_action/send_goal" not in names_and_types(node)  # refused: no limits

@@ -49,9 +49,10 @@ def cmd_graph(args) -> int:
 def cmd_run(args) -> int:
     from wmpo_bringup.runner import GraphError, GraphProcesses
 
-    processes = GraphProcesses(args.mode, Path(args.log_dir), params=args.params).start()
-    print(f"started {len(processes.processes)} processes; logs in {args.log_dir}; Ctrl-C stops")
+    processes = GraphProcesses(args.mode, Path(args.log_dir), params=args.params)
     try:
+        processes.start()  # refused parameters (the scripted expert on the robot): GraphError, nothing started
+        print(f"started {len(processes.processes)} processes; logs in {args.log_dir}; Ctrl-C stops")
         while True:
             processes.check()
             time.sleep(0.5)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
 
+import yaml
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -70,3 +72,34 @@ def params_file(mode: str) -> Path:
     """The default params YAML of a mode (shipped inside the wmpo_bringup Python package)."""
     graph(mode)
     return Path(str(resources.files("wmpo_bringup") / "params" / f"{mode}.yaml"))
+
+
+# Backends that act on the simulator's privileged state (object poses): never a robot's policy.
+SIM_ONLY_BACKENDS = ("scripted_expert",)
+POLICY_SERVER_DEFAULT_BACKEND = "scripted_expert"  # the policy server's own default
+
+
+def mode_parameters(*files: Path, overrides: dict | None = None) -> dict[str, dict]:
+    """{node name: its parameters} as the nodes will get them: the params files in order (a later
+    one wins, ``/**`` applies to every node), then ``overrides`` ({node: {parameter: value}})."""
+    merged: dict[str, dict] = {}
+    for path in files:
+        for key, section in (yaml.safe_load(Path(path).read_text()) or {}).items():
+            values = (section or {}).get("ros__parameters", {})
+            merged.setdefault(key.lstrip("/"), {}).update(values)
+    for node, values in (overrides or {}).items():
+        merged.setdefault(node, {}).update(values)
+    shared = merged.pop("**", {})
+    return {node: {**shared, **values} for node, values in merged.items()}
+
+
+def check_parameters(mode: str, parameters: dict[str, dict]) -> None:
+    """Refuse, before any node starts, parameters a mode must not run with (ValueError, the
+    reason): on the robot, a policy backend that needs the simulator's state."""
+    if mode == "robot":
+        backend = parameters.get("policy_server", {}).get("backend", POLICY_SERVER_DEFAULT_BACKEND)
+        if backend in SIM_ONLY_BACKENDS:
+            raise ValueError(
+                f"robot mode: policy_server backend {backend!r} needs the simulator's state (object poses) "
+                "and never drives a physical arm; set policy_server backend: vla and checkpoint: <folder>"
+            )

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from wmpo_bringup.environment import node_environment
-from wmpo_bringup.graph import NodeSpec, graph, params_file
+from wmpo_bringup.graph import NodeSpec, check_parameters, graph, mode_parameters, params_file
 
 
 class GraphError(RuntimeError):
@@ -47,6 +47,11 @@ class GraphProcesses:
         return cmd
 
     def start(self) -> "GraphProcesses":
+        """Start every node process; GraphError, and nothing started, for refused parameters."""
+        try:
+            check_parameters(self.mode, mode_parameters(self.params, overrides=self.overrides))
+        except ValueError as error:
+            raise GraphError(str(error)) from None
         self.log_dir.mkdir(parents=True, exist_ok=True)
         overrides_file = None
         if self.overrides:

@@ -5,6 +5,7 @@ Kept apart from ``dataset`` so that training reads a converted dataset without r
 docstring.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from rosbags.highlevel import AnyReader
 
 from wmpo_episodes.dataset import DatasetError, EpisodeRecord, write_dataset
 from wmpo_episodes.episodes import list_episodes
+from wmpo_episodes.image_messages import ImageError, from_image_msg
 from wmpo_episodes.typestore import episode_typestore
 
 
@@ -19,16 +21,30 @@ def _stamp(header) -> int:
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
-def _image(msg) -> np.ndarray:
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-    image = rows[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-    return image[..., ::-1] if msg.encoding == "bgr8" else image
+def decoded_frames(bag: Path, frames: list, image_size: int | None = None) -> list[tuple[int, np.ndarray]]:
+    """(stamp, RGB image) of recorded (stamp, Image message) pairs, in stamp order, decoded by the
+    validating decoder and resized to ``image_size`` if given. A malformed frame (or one of another
+    size than the episode's first) is skipped with a warning naming the bag and the frame, as if
+    the camera had dropped it."""
+    import cv2
+
+    good = []
+    for index, (stamp, msg) in enumerate(sorted(frames, key=lambda item: item[0])):
+        try:
+            image = from_image_msg(msg)
+            if good and not image_size and image.shape != good[0][1].shape:
+                raise ImageError(f"size {image.shape[:2]} differs from the episode's {good[0][1].shape[:2]}")
+        except ImageError as error:
+            warnings.warn(f"{bag}: skipped camera frame {index} (stamp {stamp}): {error}", stacklevel=2)
+            continue
+        if image_size and image.shape[:2] != (image_size, image_size):
+            image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_AREA)
+        good.append((stamp, image))
+    return good
 
 
 def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
     """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7)."""
-    import cv2
-
     store = episode_typestore()
     frames, states, executed, commanded, chunks = [], [], {}, {}, []
     try:
@@ -57,10 +73,10 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
         raise
     except Exception as error:  # noqa: BLE001  rosbags raises several types for corrupt bags
         raise DatasetError(f"cannot read {bag}: {error}") from error
+    frames = decoded_frames(bag, frames, image_size)
     steps = len(executed)
     if steps == 0 or sorted(executed) != list(range(steps)) or len(states) < steps + 1 or not frames:
         raise DatasetError(f"{bag}: {steps} executed actions, {len(states)} arm states, {len(frames)} frames")
-    frames.sort(key=lambda item: item[0])
     frame_stamps = np.array([stamp for stamp, _ in frames])
     state_stamps = np.sort(np.array(states))[: steps + 1]
     chosen = np.searchsorted(frame_stamps, state_stamps, side="right") - 1
@@ -70,14 +86,8 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
             commanded[k] = actions[k - start]
     if chosen[0] < 0:
         raise DatasetError(f"{bag}: no camera frame before the first arm state")
-    images = []
-    for index in chosen:
-        image = _image(frames[index][1])
-        if image_size and image.shape[:2] != (image_size, image_size):
-            image = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_AREA)
-        images.append(image)
     return {
-        "frames": np.stack(images),
+        "frames": np.stack([frames[index][1] for index in chosen]),
         "frame_stamps": frame_stamps[chosen],
         "actions": np.stack([executed[k] for k in range(steps)]),
         "commanded": np.stack([commanded.get(k, executed[k]) for k in range(steps)]),

@@ -1,11 +1,14 @@
-"""Replays the images of a recorded bag as a camera, at the recorded pace (scaled by ``rate``)."""
+"""Replays the images of a recorded bag as a camera, at the recorded pace (scaled by ``rate``).
+Frames are decoded by the validating decoder; a malformed one is skipped with a warning."""
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from wmpo_robot_io.cameras.base import Camera, CameraError, Frame, Intrinsics
+from wmpo_robot_io.images import ImageError, from_image_msg
 
 
 class BagReplayCamera(Camera):
@@ -17,6 +20,7 @@ class BagReplayCamera(Camera):
         self.rate = rate
         self.loop = loop
         self._images: list[tuple[int, np.ndarray]] = []
+        self.skipped = 0  # malformed recorded frames left out
         self._index = 0
         self._start_wall = 0.0
 
@@ -31,19 +35,19 @@ class BagReplayCamera(Camera):
                 if not connections:
                     topics = sorted({c.topic for c in reader.connections})
                     raise CameraError(f"no topic {self.topic} in {self.bag_path}; topics: {', '.join(topics)}")
-                for connection, timestamp, raw in reader.messages(connections=connections):
+                for index, (connection, timestamp, raw) in enumerate(reader.messages(connections=connections)):
                     msg = reader.deserialize(raw, connection.msgtype)
-                    image = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)
-                    image = image[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-                    if msg.encoding == "bgr8":
-                        image = image[..., ::-1]
-                    self._images.append((timestamp, np.ascontiguousarray(image)))
+                    try:
+                        self._images.append((timestamp, from_image_msg(msg)))
+                    except ImageError as error:  # a camera dropping one frame, not the end of the replay
+                        self.skipped += 1
+                        warnings.warn(f"{self.bag_path}: skipped camera frame {index} ({error})", stacklevel=2)
         except CameraError:
             raise
         except Exception as error:  # rosbags raises several types for corrupt bags
             raise CameraError(f"cannot read {self.bag_path}: {error}") from error
         if not self._images:
-            raise CameraError(f"{self.bag_path} has no messages on {self.topic}")
+            raise CameraError(f"{self.bag_path} has no decodable messages on {self.topic} ({self.skipped} malformed)")
         self._start_wall = time.monotonic()
 
     def read(self, timeout: float) -> Frame | None:

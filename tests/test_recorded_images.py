@@ -1,0 +1,54 @@
+"""Recorded frames are decoded by the one validating decoder (wmpo_robot_io.images) everywhere: a
+malformed frame in a bag is skipped with a warning naming the bag and the frame, in bag
+conversion (wmpo dataset) and in bag replay, instead of aborting with a raw reshape error."""
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from episode_fakes import malformed_image, record_episode
+from sensor_msgs.msg import Image
+
+from wmpo_episodes.bag_conversion import build_dataset, read_episode_arrays
+from wmpo_episodes.dataset import DatasetError, EpisodeDataset
+from wmpo_robot_io.cameras.bag_replay import BagReplayCamera
+from wmpo_robot_io.images import to_image_msg
+
+STEPS = 4
+
+
+def frames_with(bad: dict[int, Image]) -> list[Image]:
+    """STEPS + 1 frames of value 10 * k, with the given frames replaced."""
+    good = [to_image_msg(np.full((8, 8, 3), 10 * k, np.uint8), Time(), "cam") for k in range(STEPS + 1)]
+    return [bad.get(k, frame) for k, frame in enumerate(good)]
+
+
+MONO = Image(height=8, width=8, encoding="mono8", step=8, data=bytes(64))
+WIDE = to_image_msg(np.zeros((8, 16, 3), np.uint8), Time(), "cam")  # a valid image of another size
+
+
+@pytest.mark.parametrize("bad", [malformed_image(), MONO, WIDE])
+def test_conversion_skips_a_malformed_frame_naming_the_bag_and_the_frame(tmp_path, bad):
+    _, bag = record_episode(tmp_path / "episodes", "Lift", {"seed": 0}, steps=STEPS, frames=frames_with({2: bad}))
+    with pytest.warns(UserWarning, match=rf"{bag}: skipped camera frame 2 \(stamp \d+\)"):
+        arrays = read_episode_arrays(bag)
+    # Step 2 sees the newest good frame before it, as when the camera dropped one.
+    assert [int(f[0, 0, 0]) for f in arrays["frames"]] == [0, 10, 10, 30, 40]
+    with pytest.warns(UserWarning):
+        records = build_dataset(tmp_path / "episodes", tmp_path / "data")
+    assert len(records) == 1 and EpisodeDataset(tmp_path / "data").episode(0)["frames"].shape == (STEPS + 1, 8, 8, 3)
+
+
+def test_a_bag_without_a_decodable_frame_is_a_clear_error(tmp_path):
+    frames = frames_with({k: malformed_image() for k in range(STEPS + 1)})
+    _, bag = record_episode(tmp_path, "Lift", {"seed": 0}, steps=STEPS, frames=frames)
+    with pytest.warns(UserWarning), pytest.raises(DatasetError, match=f"{bag}: .*0 frames"):
+        read_episode_arrays(bag)
+
+
+def test_replay_skips_a_malformed_frame_and_plays_the_rest(tmp_path):
+    _, bag = record_episode(tmp_path, "Lift", {"seed": 0}, steps=STEPS, frames=frames_with({1: MONO}))
+    camera = BagReplayCamera(str(bag), rate=100.0)
+    with pytest.warns(UserWarning, match=rf"{bag}: skipped camera frame 1 .*unsupported encoding 'mono8'"):
+        camera.connect()
+    replayed = [camera.read(timeout=1.0) for _ in range(STEPS)]
+    assert [int(frame.image[0, 0, 0]) for frame in replayed] == [0, 20, 30, 40]

@@ -10,16 +10,28 @@ rosbag2 and rosbag2_interfaces exist on ROS machines (the robot image), not amon
 here the launch argument stays off and the episode manager refuses a ``snapshot_service`` loudly.
 """
 
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
 from wmpo_episodes.layout import RECORDED_TOPICS, SUMMARY_TOPIC
 
 SNAPSHOT_SERVICE = "/rosbag2_recorder/snapshot"  # the ~/snapshot service of `ros2 bag record`
+SNAPSHOT_DIR = "rosbag2_snapshots"  # beside the episodes folder, never in it (its bags carry no wmpo label)
 
 
-def snapshot_record_command(output: str, max_cache_bytes: int, storage: str = "mcap") -> list[str]:
+def new_run_folder(snapshot_dir: str) -> Path:
+    """A folder in ``snapshot_dir`` for one recording run: rosbag2 refuses an output that exists."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return Path(snapshot_dir) / f"{stamp}_{uuid.uuid4().hex[:6]}"
+
+
+def snapshot_record_command(snapshot_dir: str, max_cache_bytes: int, storage: str = "mcap") -> list[str]:
     """The ``ros2 bag record`` command line that buffers the episode topics for snapshots.
 
-    output: the bag folder rosbag2 creates (it must not exist yet); each snapshot is a new file in it.
-    max_cache_bytes: the ring buffer's size; at 30 Hz 640x480 rgb8 (27.6 MB/s) 500 MB is ~18 s.
+    snapshot_dir: the run's bag goes in a new folder in it (rosbag2 creates it); each snapshot is a
+    new file in that bag. max_cache_bytes: the ring buffer's size; at 30 Hz 640x480 rgb8
+    (27.6 MB/s) 500 MB is ~18 s.
     """
     if max_cache_bytes <= 0:
         raise ValueError(f"max_cache_bytes must be > 0, got {max_cache_bytes}")
@@ -34,7 +46,7 @@ def snapshot_record_command(output: str, max_cache_bytes: int, storage: str = "m
         "--storage",
         storage,
         "--output",
-        output,
+        str(new_run_folder(snapshot_dir)),
         "--topics",
         *topics,
     ]

@@ -267,7 +267,13 @@ def test_imagine_graph_replays_a_recorded_episode_next_to_its_imagination(graph,
     domain = next_domain_id()
     overrides = {
         "camera": {"bag_path": str(bag)},
-        "world_model": {"world_model": str(checkpoint), "sampler_steps": 2, "playback_rate": 100.0, "threads": 1},
+        "world_model": {
+            "world_model": str(checkpoint),
+            "sampler_steps": 2,
+            "playback_rate": 100.0,
+            "threads": 1,
+            "data_root": str(episodes_dir),  # Imagine's bag paths must lie inside it
+        },
     }
     env = node_environment(domain_id=domain, log_dir=str(tmp_path / "ros_logs"))
     context = rclpy.Context()

@@ -56,3 +56,16 @@ def test_the_recording_policy_keeps_every_token_and_a_moved_head_flips_some(tmp_
     drift = greedy_drift(policy, moved, data, [0])
     assert drift.kept < 0.5 and drift.chunks_flipped == drift.chunks == 2 and drift.bins_per_flip > 0
     assert greedy_flips(policy, moved, starts, [INSTRUCTION] * len(starts)) > 0.5
+
+
+def test_the_deployment_gate_refuses_a_policy_past_its_drift_limit(tmp_path):
+    from wmpo_trainer.greedy_drift import deployment_gate
+
+    policy = small_policy()
+    data, _ = recorded_greedy_episode(policy, tmp_path / "data")
+    assert deployment_gate(policy, policy, data, limit=0.0)["deploy"]
+    moved = copy.deepcopy(policy)
+    with torch.no_grad():
+        moved.model.language_model.lm_head.weight.add_(torch.randn_like(moved.model.language_model.lm_head.weight))
+    gate = deployment_gate(policy, moved, data, limit=0.05)
+    assert not gate["deploy"] and gate["greedy_flipped"] > 0.05 and "> limit 0.05 on 1 successful" in gate["reason"]

@@ -11,6 +11,7 @@ ratio against the reference at ``temperature``.
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from wmpo_episodes.dataset import EpisodeDataset
@@ -97,3 +98,25 @@ def greedy_flips(before, after, observations, instructions: list[str]) -> float:
         .float()
         .mean()
     )
+
+
+def deployment_gate(before, after, data: EpisodeDataset, limit: float) -> dict:
+    """Greedy tokens of ``after`` that differ from ``before`` on the chunk-start frames of the
+    successful episodes of ``data`` (all of them when none succeeded), and the verdict: deploy
+    only when that share is at most ``limit``. Returns a JSON-ready record with the reason."""
+    successes = [i for i, r in enumerate(data.records) if r.outcome == "success"]
+    episodes = successes or list(range(len(data.records)))
+    if not episodes:
+        raise ValueError("the gate needs at least one recorded episode")
+    horizon = before.model.config.chunk_size
+    frames, instructions = [], []
+    for index in episodes:
+        record = data.records[index]
+        starts = np.asarray(data.episode(index)["frames"])[np.arange(0, record.num_steps, horizon)]
+        frames.append(starts)
+        instructions += [record.instruction] * len(starts)
+    flipped = greedy_flips(before, after, np.concatenate(frames), instructions)
+    deploy = flipped <= limit
+    on = f"{len(episodes)} {'successful' if successes else 'recorded (no successful)'} episodes"
+    reason = f"greedy tokens flipped {flipped:.4f} {'<=' if deploy else '>'} limit {limit} on {on}"
+    return {"deploy": deploy, "greedy_flipped": flipped, "limit": limit, "episodes": len(episodes), "reason": reason}

@@ -14,6 +14,7 @@ feedback).
 """
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,8 @@ from wmpo_trainer import train_wmpo
 from wmpo_trainer.grpo import GRPOConfig
 from wmpo_worldmodel import train_reward, train_world_model
 
-PHASES = ("collect", "align", "reward", "wmpo", "evaluate", "deploy")
+log = logging.getLogger(__name__)
+PHASES = ("collect", "align", "reward", "wmpo", "evaluate", "drift", "deploy")
 
 
 @dataclass
@@ -46,6 +48,9 @@ class LoopConfig:
     wmpo_iterations: int = 4
     grpo: GRPOConfig = field(default_factory=lambda: GRPOConfig(group_size=8, start_states=8, mini_batch=32))
     sampler_steps: int = 10
+    # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
+    # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
+    drift_limit: float = 0.05
     threads: int = 2
 
 
@@ -137,10 +142,20 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
         strips = folder / "strips.png"
         if not strips.is_file():
             _write_strips(strips, aligned["world_model"], evaluated["dataset"], config)
-        deployed = _finished(folder, "deploy") or _finish(folder, "deploy", _deploy(output, improved["policy"]))
+        gate = _finished(folder, "drift") or _finish(
+            folder, "drift", _drift_gate(policy, improved["policy"], collected["dataset"], config)
+        )
+        on_phase(r, "drift", gate)
+        if gate["deploy"]:
+            deployed = _finished(folder, "deploy") or _finish(folder, "deploy", _deploy(output, improved["policy"]))
+            policy = improved["policy"]
+        else:
+            log.warning(f"round {r}: the new policy is NOT deployed, {policy} stays: {gate['reason']}")
+            kept = {"refused": improved["policy"], "reason": gate["reason"]}
+            deployed = _finished(folder, "deploy") or _finish(folder, "deploy", {**_deploy(output, policy), **kept})
         on_phase(r, "deploy", deployed)
 
-        policy, world_model = improved["policy"], aligned["world_model"]
+        world_model = aligned["world_model"]
         rounds.append(
             {
                 "round": r,
@@ -150,6 +165,8 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
                 "eval_success_rate": evaluated["success_rate"],
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
                 "policy": improved["policy"],
+                "deployed": gate["deploy"],
+                "greedy_flipped": gate["greedy_flipped"],
             }
         )
     summary = {
@@ -162,6 +179,18 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
     write_json(output / "summary.json", summary)
     write_report(output, summary)
     return summary
+
+
+def _drift_gate(before: str, after: str, rollouts: str, config: LoopConfig) -> dict:
+    import torch
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_policy.vla.policy import VLAPolicy
+    from wmpo_trainer.greedy_drift import deployment_gate
+
+    torch.set_num_threads(config.threads)
+    old, new = VLAPolicy.from_pretrained(before), VLAPolicy.from_pretrained(after)
+    return deployment_gate(old, new, EpisodeDataset(Path(rollouts)), config.drift_limit)
 
 
 def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:

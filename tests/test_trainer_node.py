@@ -66,7 +66,7 @@ def test_trainer_action_runs_a_round_with_feedback_and_cancels(tmp_path, ros_dom
         client.spin_until(outcome, 600)
         result = outcome.result().result
         assert result.success, result.message
-        assert phases == ["base_evaluate", "collect", "align", "reward", "wmpo", "evaluate", "deploy"]
+        assert phases == ["base_evaluate", "collect", "align", "reward", "wmpo", "evaluate", "drift", "deploy"]
         assert result.policy.endswith("iter_1") and 0.0 <= result.final_success_rate <= 1.0
         # The deployed policy serves the next episode.
         episode = client.run_episode("Lift", init_state_id=1000, max_steps=8, record_mode="none", timeout=120)

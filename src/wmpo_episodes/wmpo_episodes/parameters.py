@@ -42,6 +42,10 @@ def finite(value) -> str | None:
     return None if _number(value) and math.isfinite(value) else f"must be a finite number, got {value!r}"
 
 
+def non_empty(value) -> str | None:
+    return None if value else "must not be empty"
+
+
 def positive(value) -> str | None:
     return finite(value) or (None if value > 0 else f"must be > 0, got {value!r}")
 

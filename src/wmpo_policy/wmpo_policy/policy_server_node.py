@@ -39,7 +39,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from wmpo_episodes.deadlines import Deadlines
 from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_negative, positive
+from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_empty, non_negative, positive
 from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
 from wmpo_policy.backends import scripted_expert, vla_backend  # noqa: F401  (register the backends)
@@ -62,10 +62,6 @@ def known_backend(value) -> str | None:
 def torch_device(value) -> str | None:
     ok = isinstance(value, str) and re.fullmatch(r"cpu|mps|cuda(:\d+)?", value)
     return None if ok else f"must be a torch device (cpu, cuda, cuda:N, mps), got {value!r}"
-
-
-def non_empty(value) -> str | None:
-    return None if value else "must not be empty"
 
 
 # Every parameter is run-time; a change of the first four deploys a new policy (refused, the

@@ -18,7 +18,7 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
-from wmpo_episodes.parameters import Parameter, declare_parameters, non_negative, positive
+from wmpo_episodes.parameters import Parameter, declare_parameters, non_empty, non_negative, positive
 from wmpo_robot_io.cameras.bag_replay import BagReplayCamera
 from wmpo_robot_io.cameras.base import Camera, CameraError, Intrinsics
 from wmpo_robot_io.cameras.realsense import RealSenseCamera, RealSenseConfig
@@ -30,10 +30,6 @@ RETRY_PERIOD = 0.5  # s before reading again after a backend or encoding error
 
 def known_source(value) -> str | None:
     return None if value in SOURCES else f"unknown camera source {value!r}; use realsense or bag"
-
-
-def non_empty(value) -> str | None:
-    return None if value else "must not be empty"
 
 
 def _read_only(default, doc, check=None) -> Parameter:

@@ -24,15 +24,10 @@ from sensor_msgs.msg import Image
 
 from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
 from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import Parameter, declare_parameters, non_negative, one_of, positive
+from wmpo_episodes.parameters import Parameter, declare_parameters, non_empty, non_negative, one_of, positive
 from wmpo_interfaces.srv import Imagine
 from wmpo_robot_io.images import ImageError, from_image_msg, to_image_msg
 from wmpo_worldmodel.schedulers import SAMPLERS
-
-
-def non_empty(value) -> str | None:
-    return None if value else "must not be empty"
-
 
 PARAMETERS = {
     "world_model": Parameter("", "world-model checkpoint folder (WorldModelPipeline)", read_only=True),

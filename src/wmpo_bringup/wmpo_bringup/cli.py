@@ -550,7 +550,7 @@ def main(argv=None) -> int:
     base.add_argument("--learning-rate", type=float, default=None, help=f"BC peak learning rate; {recipe}")
     base.add_argument("--all-frames", action="store_true", help="BC learns from every frame, not only chunk starts")
     base.add_argument("--threads", type=int, default=None, help=f"torch CPU threads; {recipe}")
-    base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last'")
+    base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last' (last excluded)")
     base.add_argument(
         "--eval-max-steps",
         type=int,

@@ -53,3 +53,30 @@ def test_imagination_is_deterministic_and_starts_from_real_context():
     a, b, c = run(1, context[None], max_steps=8), run(1, context[None], max_steps=8), run(2, context[None], max_steps=8)
     np.testing.assert_array_equal(a.frames, b.frames)
     assert torch.equal(a.bins, b.bins) and not torch.equal(a.bins, c.bins)
+
+
+def test_a_success_seen_only_past_the_step_budget_is_a_failure_and_chunks_after_a_success_are_masked():
+    """Imagination runs whole chunks (24 frames for a 20-step budget); the verdict may only use the
+    frames within the budget, and GRPO masks the chunks that start at or after the success frame."""
+    starts = np.random.default_rng(3).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    reward = VideoRewardModel.tiny(image_size=16)
+    frames = run(0, starts, max_steps=20).frames  # (6, 25, ...): 20 steps in budget, 4 beyond
+    scores = [reward.judge(episode).scores for episode in frames]  # window w ends at frame w + 3
+    within = [s[: 20 + 1 - reward.num_frames + 1].max() for s in scores]  # windows ending at frame <= 20
+    late = int(np.argmax([s.max() - w for s, w in zip(scores, within, strict=True)]))
+    assert scores[late].max() > within[late], "no rollout scores higher past its budget; pick other starts"
+    reward.threshold = (within[late] + scores[late].max()) / 2  # only past the budget does it succeed
+    batch = run(0, starts, reward, max_steps=20)
+    np.testing.assert_array_equal(batch.frames, frames)
+    assert not batch.success[late] and batch.success_frame[late] == -1
+    assert np.all(batch.success_frame <= 20)
+    for b in np.flatnonzero(batch.success):  # every verdict is the judge's on the frames within budget
+        assert batch.success_frame[b] == reward.judge(frames[b, :21]).success_frame
+
+    from wmpo_trainer.grpo import chunk_mask
+
+    reward.threshold = float(min(s.min() for s in scores)) - 1.0  # every rollout succeeds at once
+    judged = run(0, starts, reward, max_steps=20)
+    mask = chunk_mask(torch.as_tensor(judged.success_frame), judged.num_chunks, 8)
+    assert np.all(judged.success_frame == reward.num_frames - 1)  # the first full window, frame 3
+    assert mask[:, 0].all() and not mask[:, 1:].any()  # chunk 0 (frames 0-7) counts, later ones are masked

@@ -86,7 +86,8 @@ def imagine(
         instructions=list(instructions),
     )
     if reward_model is not None:
-        verdicts = [reward_model.judge(episode) for episode in batch.frames]
+        # Whole chunks may run past the step budget; a success seen only there is a failure.
+        verdicts = [reward_model.judge(episode[: max_steps + 1]) for episode in batch.frames]
         batch.success = np.array([v.success for v in verdicts])
         batch.success_frame = np.array([v.success_frame for v in verdicts])
     return batch

@@ -24,6 +24,7 @@ import torch
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.greedy_drift import greedy_drift
+from wmpo_trainer.grpo import GRPOConfig
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     parser.add_argument("--outcome", default="success", choices=("success", "failure", "any"))
     parser.add_argument("--reference", required=True, help="the policy that recorded the episodes")
     parser.add_argument("--checkpoints", nargs="+", default=[], metavar="NAME=PATH")
-    parser.add_argument("--temperature", type=float, default=1.6, help="for the ratios (GRPO's sampling one)")
+    parser.add_argument("--temperature", type=float, default=GRPOConfig.temperature, help="for the ratios (GRPO's)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

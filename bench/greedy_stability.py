@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--checkpoints", nargs="+", required=True, metavar="NAME=PATH")
     parser.add_argument("--frames", type=int, default=64, help="chunk-start frames (spread over the episodes)")
-    parser.add_argument("--learning-rate", type=float, default=5e-5, help="the RL learning rate")
+    parser.add_argument("--learning-rate", type=float, default=GRPOConfig.learning_rate, help="the RL learning rate")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

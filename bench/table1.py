@@ -61,9 +61,7 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
     stored.write_text(policy)
     eval_states = list(range(args.eval_first_state, args.eval_first_state + args.eval_episodes))
     eval_goals = [{"init_state_id": i, "max_steps": args.max_steps, "record_mode": "all"} for i in eval_states]
-    grpo = GRPOConfig(
-        group_size=args.group_size, start_states=args.start_states, mini_batch=32, learning_rate=args.learning_rate
-    )
+    grpo = GRPOConfig(group_size=args.group_size, start_states=args.start_states, learning_rate=args.learning_rate)
     base = cell(folder / "base.json", lambda: collect(task, policy, eval_goals, folder / "base_eval", 0.0))
     cells = {method: [] for method in METHODS}
     for seed in args.seeds:
@@ -71,7 +69,11 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
         cells["base"].append(base)
         if "WMPO" in args.methods:
             pretraining = WMConfig(
-                datasets=[demos], output=str(folder / "world_model"), steps=args.wm_steps, threads=args.threads
+                datasets=[demos],
+                output=str(folder / "world_model"),
+                steps=args.wm_steps,
+                threads=args.threads,
+                device=args.device,
             )
             loop_config = LoopConfig(
                 task=task,
@@ -81,7 +83,7 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                 output=str(out / "wmpo"),
                 budget=args.budget,
                 collect_first_init_state=3000 + 1000 * seed,
-                eval_init_states=eval_states,
+                eval_init_states=f"{args.eval_first_state}:{args.eval_first_state + args.eval_episodes}",
                 max_steps=args.max_steps,
                 align_steps=args.align_steps,
                 reward_steps=args.reward_steps,
@@ -89,6 +91,7 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                 grpo=grpo,
                 sampler_steps=args.sampler_steps,
                 threads=args.threads,
+                device=args.device,
             )
             (out / "wmpo").mkdir(parents=True, exist_ok=True)
             shutil.copy(folder / "base.json", out / "wmpo" / "base_evaluate.json")  # the loop skips it: done
@@ -107,6 +110,8 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                         output=str(out / "dpo"),
                         learning_rate=args.learning_rate,
                         seed=seed,
+                        threads=args.threads,
+                        device=args.device,
                     )
                 )
             except ValueError as error:  # all P rollouts succeeded or all failed: no preference pairs
@@ -128,6 +133,7 @@ def run_task(task: str, args, collect: SimCollector) -> dict[str, list[dict]]:
                 grpo=GRPOConfig(group_size=args.group_size, learning_rate=args.learning_rate),
                 seed=seed,
                 threads=args.threads,
+                device=args.device,
             )
             trained = online_grpo.train(config, collect)
             history = json.loads((out / "online_grpo" / "history.json").read_text())
@@ -240,29 +246,30 @@ def main() -> None:
         "collect phase must be done",
     )
     parser.add_argument("--output", default="runs/table1")
-    parser.add_argument("--max-steps", type=int, default=0, help="episode budget (0 = the task's)")
+    parser.add_argument("--max-steps", type=int, default=LoopConfig.max_steps, help="episode budget (0 = the task's)")
     parser.add_argument("--wm-steps", type=int, default=2000, help="world-model pretraining on the demos")
-    parser.add_argument("--align-steps", type=int, default=500)
-    parser.add_argument("--reward-steps", type=int, default=600)
-    parser.add_argument("--wmpo-iterations", type=int, default=4)
-    parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--start-states", type=int, default=8)
-    parser.add_argument("--sampler-steps", type=int, default=10)
+    parser.add_argument("--align-steps", type=int, default=LoopConfig.align_steps)
+    parser.add_argument("--reward-steps", type=int, default=LoopConfig.reward_steps)
+    parser.add_argument("--wmpo-iterations", type=int, default=LoopConfig.wmpo_iterations)
+    parser.add_argument("--group-size", type=int, default=GRPOConfig.group_size)
+    parser.add_argument("--start-states", type=int, default=GRPOConfig.start_states)
+    parser.add_argument("--sampler-steps", type=int, default=LoopConfig.sampler_steps)
     parser.add_argument(
         "--learning-rate",
         type=float,
-        default=5e-5,
-        help="AdamW lr of every RL update (GRPO in imagination, online GRPO, DPO); the paper's 5e-6 is for "
-        "OpenVLA-7B over hundreds of updates, and barely moves the small CPU policy in a few (README)",
+        default=GRPOConfig.learning_rate,
+        help="AdamW lr of every RL update (GRPO in imagination, online GRPO, DPO); GRPOConfig's, the measured "
+        "one: the paper's 5e-6 is for OpenVLA-7B over hundreds of updates, and barely moves the small policy (README)",
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=LoopConfig.threads)
+    parser.add_argument("--device", default=LoopConfig.device, help="torch device of every model (cpu, cuda, cuda:N)")
     args = parser.parse_args()
     args.checkpoint = dict(_task_path(item, parser) for item in args.checkpoint)
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / "table1_args.json").write_text(json.dumps(vars(args), indent=2))
-    collect = SimCollector()
+    collect = SimCollector(args.device)
     table = {task: run_task(task, args, collect) for task in args.tasks}
     (output / "table1.json").write_text(json.dumps(table, indent=2))
     print(write_table(output, table, args.budget))

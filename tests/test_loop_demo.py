@@ -8,35 +8,25 @@ import sys
 import pytest
 from PIL import Image
 
-from wmpo_bringup.loop_demo import DEFAULT_CONFIG, LoopDemoConfig
-
 pytestmark = pytest.mark.graph
 
 TINY = """
 task: Lift
-demos: 2
-bc_steps: 2
-bc_batch_size: 4
-wm_steps: 2
-budget: 2
-eval_init_states: "1000:1002"
-max_steps: 8
-align_steps: 2
-reward_steps: 4
-wmpo_iterations: 1
-group_size: 2
-start_states: 2
-sampler_steps: 2
+base:
+  demos: 2
+  bc: {steps: 2, batch_size: 4}
+world_model: {steps: 2}
+loop:
+  budget: 2
+  eval_init_states: "1000:1002"
+  max_steps: 8
+  align_steps: 2
+  reward_steps: 4
+  wmpo_iterations: 1
+  grpo: {group_size: 2, start_states: 2}
+  sampler_steps: 2
 threads: 1
 """
-
-
-def test_the_embedded_default_config_loads_and_a_wrong_field_is_a_clear_error(tmp_path):
-    config = LoopDemoConfig.from_yaml(DEFAULT_CONFIG)
-    assert config.task == "Lift" and config.budget > 0
-    (tmp_path / "bad.yaml").write_text("task: Lift\nbudgt: 3\n")
-    with pytest.raises(ValueError, match="unknown fields budgt"):
-        LoopDemoConfig.from_yaml(tmp_path / "bad.yaml")
 
 
 def test_loop_demo_goes_from_nothing_to_a_deployed_policy_and_a_report(tmp_path, ros_domain):

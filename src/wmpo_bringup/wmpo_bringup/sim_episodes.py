@@ -120,10 +120,19 @@ def _report(task: str, results: list[dict], output: Path, title: str, elapsed: f
     return report
 
 
+def policy_server_device(device: str) -> dict:
+    """The policy server's parameter for a torch device: none for the CPU, its default (so that a
+    collection folder claimed before still matches its graph parameters)."""
+    return {} if device == "cpu" else {"device": device}
+
+
 class SimCollector:
     """collect(task, checkpoint, goals, output, temperature) -> report (summary.json's content
     plus "dataset": the converted dataset folder, one episode per goal). Runs the VLA checkpoint
-    in the sim graph; a collection killed part way resumes with the goals still to run."""
+    in the sim graph (on ``device``); a collection killed part way resumes with the goals still to run."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
 
     def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
         from wmpo_episodes.collection import write_collected_dataset
@@ -133,7 +142,12 @@ class SimCollector:
         if summary.is_file() and json.loads(summary.read_text())["episodes"] == len(goals):
             report = json.loads(summary.read_text())  # collected before a crash or a restart
         else:
-            policy = {"backend": "vla", "checkpoint": str(Path(checkpoint).resolve()), "temperature": temperature}
+            policy = {
+                "backend": "vla",
+                "checkpoint": str(Path(checkpoint).resolve()),
+                "temperature": temperature,
+                **policy_server_device(self.device),
+            }
             title = f"{task}: {len(goals)} episodes with {checkpoint} at temperature {temperature}"
             report = run_sim_episodes(task, goals, output, {"policy_server": policy}, title)
         dataset = output / "dataset"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from wmpo_episodes.atomic_json import write_json
+from wmpo_episodes.ranges import parse_range
 from wmpo_trainer import train_wmpo
 from wmpo_trainer.grpo import GRPOConfig
 from wmpo_worldmodel import train_reward, train_world_model
@@ -32,26 +33,31 @@ PHASES = ("collect", "align", "reward", "wmpo", "evaluate", "drift", "deploy")
 
 @dataclass
 class LoopConfig:
-    task: str
-    policy: str  # base policy checkpoint (round 0)
-    world_model: str  # world model pretrained on demonstrations
-    demos: str  # dataset of expert demonstrations (successes for the reward model)
-    output: str = "runs/loop"
+    """The WMPO loop on the simulated arm, resumable: collect P real episodes with the current
+    policy, align the world model on them, train the reward model, GRPO in imagination, evaluate on
+    held-out start states, deploy (if the greedy drift is within drift_limit); repeat."""
+
+    task: str  # simulated task (wmpo_robot_io.sim.tasks), e.g. Lift
+    policy: str  # VLA checkpoint folder of the base policy (round 0)
+    world_model: str  # world model checkpoint folder pretrained on the demonstrations (wmpo train-wm)
+    demos: str  # dataset folder of expert demonstrations (successes for the reward model)
+    output: str = "runs/loop"  # folder of the rounds (round_<r>/), summary.json, report.md and current/
     rounds: int = 1  # lifelong rounds
-    budget: int = 128  # P real episodes per round
-    collect_first_init_state: int = 3000  # collection start states (apart from evaluation ids)
-    collect_temperature: float = 1.0
-    eval_init_states: list[int] = field(default_factory=lambda: list(range(1000, 1050)))
-    max_steps: int = 0  # episode budget in the simulator (0 = the task's); imagination uses the same
-    align_steps: int = 500
-    reward_steps: int = 600
-    wmpo_iterations: int = 4
-    grpo: GRPOConfig = field(default_factory=lambda: GRPOConfig(group_size=8, start_states=8, mini_batch=32))
-    sampler_steps: int = 10
+    budget: int = 128  # P: real episodes collected per round
+    collect_first_init_state: int = 3000  # collection start states (apart from the evaluation ids)
+    collect_temperature: float = 1.0  # the policy's sampling temperature while collecting
+    eval_init_states: str = "1000:1050"  # held-out initial-state ids, 'first:last' (last excluded) or 'a,b,c'
+    max_steps: int = 0  # episode budget in the simulator, control steps (0 = the task's); imagination uses the same
+    align_steps: int = 500  # world-model alignment steps per round on the collected rollouts
+    reward_steps: int = 600  # reward-model training steps per round
+    wmpo_iterations: int = 4  # GRPO iterations in imagination per round
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    sampler_steps: int = 10  # denoising steps per imagined chunk
     # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
     # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
     drift_limit: float = 0.05
-    threads: int = 2
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"  # torch device of every phase: training, imagination and the policy server (cpu, cuda, cuda:N)
 
 
 def _finished(folder: Path, phase: str) -> dict | None:
@@ -81,7 +87,8 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
     output.mkdir(parents=True, exist_ok=True)
     write_json(output / "loop_config.json", asdict(config))
     steps = config.max_steps
-    eval_goals = [{"init_state_id": i, "max_steps": steps, "record_mode": "all"} for i in config.eval_init_states]
+    eval_ids = parse_range(config.eval_init_states)
+    eval_goals = [{"init_state_id": i, "max_steps": steps, "record_mode": "all"} for i in eval_ids]
     base = _finished(output, "base_evaluate") or _finish(
         output, "base_evaluate", collect(config.task, config.policy, eval_goals, output / "base_eval", 0.0)
     )
@@ -109,6 +116,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
                 steps=config.align_steps,
                 init_checkpoint=world_model,
                 threads=config.threads,
+                device=config.device,
             )
             aligned = _finish(folder, "align", {"world_model": str(train_world_model.train(wm_config))})
         on_phase(r, "align", aligned)
@@ -120,6 +128,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
                 output=str(folder / "reward"),
                 steps=config.reward_steps,
                 threads=config.threads,
+                device=config.device,
             )
             reward = _finish(folder, "reward", {"reward_model": str(train_reward.train(reward_config))})
         on_phase(r, "reward", reward)
@@ -189,7 +198,7 @@ def _drift_gate(before: str, after: str, rollouts: str, config: LoopConfig) -> d
     from wmpo_trainer.greedy_drift import deployment_gate
 
     torch.set_num_threads(config.threads)
-    old, new = VLAPolicy.from_pretrained(before), VLAPolicy.from_pretrained(after)
+    old, new = VLAPolicy.from_pretrained(before, config.device), VLAPolicy.from_pretrained(after, config.device)
     return deployment_gate(old, new, EpisodeDataset(Path(rollouts)), config.drift_limit)
 
 
@@ -209,6 +218,7 @@ def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, st
             grpo=config.grpo,
             sampler_steps=config.sampler_steps,
             threads=config.threads,
+            device=config.device,
         )
     )
     history = json.loads((output / "history.json").read_text())
@@ -230,7 +240,7 @@ def _write_strips(path: Path, world_model: str, evaluated: str, config: LoopConf
     from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
 
     torch.set_num_threads(config.threads)
-    pipeline = WorldModelPipeline.load(world_model)
+    pipeline = WorldModelPipeline.load(world_model, config.device)
     episode = EpisodeDataset(Path(evaluated)).episode(0)
     generator = torch.Generator().manual_seed(0)
     imagined = imagine_episode(

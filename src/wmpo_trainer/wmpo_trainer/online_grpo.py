@@ -23,16 +23,19 @@ from wmpo_trainer.real_trajectories import recorded_trajectories
 
 @dataclass
 class OnlineGRPOConfig:
-    policy: str  # VLA checkpoint to improve
-    task: str
-    output: str = "runs/online_grpo"
-    budget: int = 128  # P: real episodes in all
-    groups_per_iteration: int = 4
+    """Model-free online GRPO baseline: the same GRPO update on real (simulated-arm) episodes."""
+
+    policy: str  # VLA checkpoint folder to improve
+    task: str = "Lift"  # simulated task (wmpo_robot_io.sim.tasks)
+    output: str = "runs/online_grpo"  # folder for iter_N/ (episodes), checkpoints/ and history.json
+    budget: int = 128  # P: real episodes in all (iterations = P / (groups_per_iteration * G))
+    groups_per_iteration: int = 4  # start states per iteration, G episodes each
     first_init_state: int = 5000  # start states first_init_state, +1, ... (apart from evaluation ids)
-    max_steps: int = 0  # episode budget (0 = the task's)
+    max_steps: int = 0  # episode budget, control steps (0 = the task's)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    seed: int = 0
-    threads: int = 2
+    seed: int = 0  # mini-batch order
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"  # torch device of the update and of the policy server collecting (cpu, cuda, cuda:N)
 
 
 def train(config: OnlineGRPOConfig, collect) -> Path:
@@ -45,7 +48,7 @@ def train(config: OnlineGRPOConfig, collect) -> Path:
     grpo = config.grpo
     per_iteration = config.groups_per_iteration * grpo.group_size
     iterations = max(1, config.budget // per_iteration)
-    policy = VLAPolicy.from_pretrained(config.policy)
+    policy = VLAPolicy.from_pretrained(config.policy, config.device)
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=grpo.learning_rate, weight_decay=0.0)
     checkpoint, history = Path(config.policy), []
     for iteration in range(1, iterations + 1):

@@ -45,8 +45,11 @@ def grpo_update(
     accumulated over micro-batches of ``grpo.micro_batch`` (this rank's share of it when data
     parallel). Returns mean loss, clip fraction and ratio over the micro-batches of every rank."""
     count, chunks = trajectories.bins.shape[:2]
-    token_mask = trajectories.token_mask.reshape(count, -1)
-    old_log_probs = trajectories.old_log_probs.reshape(count, -1)
+    device = policy.device  # trajectories may come from another device (rewards, masks and advantages on the CPU)
+    token_mask = trajectories.token_mask.reshape(count, -1).to(device)
+    old_log_probs = trajectories.old_log_probs.reshape(count, -1).to(device)
+    advantages = trajectories.advantages.to(device)
+    all_bins = trajectories.bins.to(device)
     policy.model.train()
     stats = []
     for _ in range(grpo.epochs):
@@ -60,12 +63,12 @@ def grpo_update(
                 images = trajectories.observations[micro]
                 instructions = [trajectories.instructions[i] for i in micro for _ in range(chunks)]
                 inputs = policy.encode(images.reshape(-1, *images.shape[2:]), instructions)
-                bins = trajectories.bins[micro].reshape(-1, trajectories.bins.shape[-1])
+                bins = all_bins[micro].reshape(-1, all_bins.shape[-1])
                 new = policy.model.token_log_probs(**inputs, action_bins=bins, temperature=grpo.temperature)
                 loss, step_stats = clipped_policy_loss(
                     new.view(len(micro), -1),
                     old_log_probs[micro],
-                    trajectories.advantages[micro],
+                    advantages[micro],
                     token_mask[micro],
                     grpo.clip_low,
                     grpo.clip_high,

@@ -56,6 +56,7 @@ def recorded_trajectories(policy, data: EpisodeDataset, indices, temperature: fl
     observations = np.stack([pad(o, o[-1]) for o, _, _ in parts])
     bins = torch.stack([torch.as_tensor(pad(b.numpy(), b[-1].numpy())) for _, b, _ in parts])
     mask = torch.stack([torch.as_tensor(pad(m.numpy(), np.zeros_like(m[-1].numpy()))) for _, _, m in parts])
+    bins, mask = bins.to(policy.device), mask.to(policy.device)  # beside the log-probs they index and mask
     instructions = [data.records[i].instruction for i in indices]
     policy.model.eval()
     old = torch.cat(
@@ -65,5 +66,7 @@ def recorded_trajectories(policy, data: EpisodeDataset, indices, temperature: fl
         ]
     )
     rewards = np.array([float(data.records[i].outcome == "success") for i in indices])
-    trajectories = Trajectories(observations, instructions, bins, old, torch.zeros(len(indices)), mask)
+    trajectories = Trajectories(
+        observations, instructions, bins, old, torch.zeros(len(indices), device=policy.device), mask
+    )
     return trajectories, rewards

@@ -39,21 +39,23 @@ TRAINER_STATE = "trainer_state.pt"
 
 @dataclass
 class WMPOConfig:
-    policy: str  # VLA checkpoint to improve
-    world_model: str  # WorldModelPipeline checkpoint
-    reward_model: str  # VideoRewardModel checkpoint
-    starts: list[str]  # datasets whose real episodes give the start frames
-    output: str = "runs/wmpo"
-    iterations: int = 10
-    max_steps: int = 120  # imagined episode length (control steps); the task's budget
+    """WMPO: GRPO of the VLA inside the world model (imagined rollouts judged by the reward model)."""
+
+    policy: str  # VLA checkpoint folder to improve
+    world_model: str  # WorldModelPipeline checkpoint folder (wmpo train-wm)
+    reward_model: str  # VideoRewardModel checkpoint folder (wmpo train-reward)
+    starts: list[str]  # dataset folders whose real episodes give the start frames
+    output: str = "runs/wmpo"  # folder for checkpoints/iter_N, history.json and TensorBoard (tb/)
+    iterations: int = 10  # GRPO iterations (imagine, judge, update)
+    max_steps: int = 120  # imagined episode length, control steps: the task's budget (Lift 120)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    real_context_fraction: float = 0.0  # share of groups starting from a real mid-episode keyframe
-    sampler: str = "ddim"
-    sampler_steps: int = 10
+    real_context_fraction: float = 0.0  # share of groups starting from a real mid-episode frame, in [0, 1]
+    sampler: str = "ddim"  # diffusion sampler of the world model: ddim | dpmsolver | euler | unipc
+    sampler_steps: int = 10  # denoising steps per imagined chunk
     ray_workers: int = 0  # 0 = imagine in this process; N = N Ray actors (a local Ray instance if none runs)
-    seed: int = 0
-    threads: int = 2
-    device: str = "cpu"
+    seed: int = 0  # start frames, sampling and mini-batch order
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"  # torch device (cpu, cuda, cuda:N); under torchrun, cuda = cuda:LOCAL_RANK
 
 
 def collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn=imagine):

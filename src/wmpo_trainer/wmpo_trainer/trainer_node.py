@@ -21,7 +21,6 @@ from wmpo_episodes.action_goals import OneGoalAtATime
 from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
 from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.parameters import Parameter, at_least, declare_parameters, positive
-from wmpo_episodes.ranges import parse_range
 from wmpo_interfaces.action import TrainWMPO
 
 PARAMETERS = {
@@ -87,9 +86,9 @@ class TrainerNode(Node):
                 task=goal.task,
                 **paths,
                 rounds=goal.rounds or 1,
-                budget=goal.budget or 128,
+                budget=goal.budget or LoopConfig.budget,
                 max_steps=goal.max_steps,
-                eval_init_states=parse_range(goal.eval_init_states or "1000:1050"),
+                eval_init_states=goal.eval_init_states or LoopConfig.eval_init_states,
                 align_steps=self.param("align_steps"),
                 reward_steps=self.param("reward_steps"),
                 wmpo_iterations=self.param("wmpo_iterations"),

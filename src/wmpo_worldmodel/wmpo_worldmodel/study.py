@@ -27,19 +27,23 @@ from wmpo_worldmodel.reward_model import VideoRewardModel
 
 @dataclass
 class StudyConfig:
-    demos: str  # dataset of expert demonstrations (wmpo dataset)
-    rollouts: str  # folder of the base policy's episode bags
-    output: str = "runs/wm_study"
-    held_out_demos: int = 10
-    pretrain_steps: int = 2000
-    align_steps: int = 500
-    reward_steps: int = 600
-    context_noise_level: int = 15
-    batch_size: int = 8
-    sampler: str = "ddim"
-    sampler_steps: int = 10
-    report_episodes: int = 0  # 0 = every held-out episode
-    threads: int = 2
+    """World-model fidelity study: pretrain with and without context noise, align each on the base
+    policy's rollouts, and report all four on held-out demonstrations and rollouts."""
+
+    demos: str  # dataset folder of expert demonstrations (wmpo dataset), e.g. runs/base/Lift/data
+    rollouts: str  # folder of the base policy's episode bags, e.g. runs/base/Lift/eval/episodes
+    output: str = "runs/wm_study"  # folder for the splits (data/), the models and report/
+    held_out_demos: int = 10  # the last demonstrations, kept out of training for the report
+    pretrain_steps: int = 2000  # world-model pretraining steps on the demonstrations
+    align_steps: int = 500  # alignment steps on half of the rollouts
+    reward_steps: int = 600  # reward-model training steps
+    context_noise_level: int = 15  # the noised variant's context noise (diffusion timestep of 1000); the other has 0
+    batch_size: int = 8  # world-model windows per step
+    sampler: str = "ddim"  # sampler of the report's imagination: ddim | dpmsolver | euler | unipc
+    sampler_steps: int = 10  # denoising steps per imagined chunk
+    report_episodes: int = 0  # held-out episodes in the report (0 = every one)
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"  # torch device of training and imagination (cpu, cuda, cuda:N)
 
 
 def run_study(config: StudyConfig) -> dict:
@@ -59,6 +63,7 @@ def run_study(config: StudyConfig) -> dict:
                 batch_size=config.batch_size,
                 context_noise_level=noise,
                 threads=config.threads,
+                device=config.device,
             )
         )
         for noise in (config.context_noise_level, 0)
@@ -82,9 +87,9 @@ def run_study(config: StudyConfig) -> dict:
                 output=str(output / f"wm_noise{noise}_aligned"),
                 steps=config.align_steps,
                 batch_size=config.batch_size,
-                context_noise_level=noise,
-                init_checkpoint=str(checkpoint),
+                init_checkpoint=str(checkpoint),  # its context noise level too
                 threads=config.threads,
+                device=config.device,
             )
         )
         variants[f"noise{noise} pretrained"] = checkpoint
@@ -98,11 +103,12 @@ def run_study(config: StudyConfig) -> dict:
                 output=str(output / "reward"),
                 steps=config.reward_steps,
                 threads=config.threads,
+                device=config.device,
             )
         )
-    reward = VideoRewardModel.from_pretrained(reward_path)
+    reward = VideoRewardModel.from_pretrained(reward_path, config.device)
     report = write_report(
-        {name: WorldModelPipeline.load(path) for name, path in variants.items()},
+        {name: WorldModelPipeline.load(path, config.device) for name, path in variants.items()},
         EpisodeDataset(data_dir / "held_out"),
         output / "report",
         reward,

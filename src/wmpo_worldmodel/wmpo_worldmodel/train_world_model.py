@@ -14,7 +14,7 @@ strip of real vs imagined frames (real actions) goes to TensorBoard and <output>
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from wmpo_episodes.atomic_json import write_json
+from wmpo_policy.backends.base import CHUNK_HORIZON
 from wmpo_policy.vla.normalization import ActionStats
 from wmpo_worldmodel.data import WindowSampler
 from wmpo_worldmodel.models import ActionConditionedUNet
@@ -38,30 +39,83 @@ TRAINER_STATE = "trainer_state.pt"
 
 @dataclass
 class WMConfig:
-    datasets: list[str]  # converted dataset folders (wmpo dataset)
-    output: str = "runs/wm"
-    steps: int = 3000
-    batch_size: int = 8
-    learning_rate: float = 3e-4
-    image_size: int = 64  # px
-    context_frames: int = 4
-    frames_per_pass: int = 8  # 8 = a chunk per denoising pass; 1 = frame at a time
-    context_noise_level: int = 15  # diffusion timestep of the context noise (of 1000); 0 = off
-    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
-    attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
+    """Train the action-conditioned world model on datasets, or continue one (behaviour alignment:
+    --init-checkpoint, whose architecture is kept: a conflicting architecture option is refused)."""
+
+    datasets: list[str]  # converted dataset folders (wmpo dataset): demonstrations, or the policy's rollouts
+    output: str = "runs/wm"  # folder for checkpoints/step_N, strips/ and TensorBoard (tb/); resumes from it
+    steps: int = 3000  # optimizer steps (in all, counting those of a resumed run)
+    batch_size: int = 8  # windows per step
+    learning_rate: float = 3e-4  # AdamW, constant
+    # Architecture (a fresh model's; continuing a checkpoint takes its own, and a different value is refused).
+    image_size: int = 64  # px, frames are resized to it
+    context_frames: int = 4  # past frames the model sees
+    frames_per_pass: int = CHUNK_HORIZON  # frames per denoising pass: K = a chunk per pass, 1 = a frame at a time
+    context_noise_level: int = 15  # diffusion timestep of the noise on the context frames (of 1000); 0 = off
+    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # UNet channels per level
+    attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])  # self-attention per level
     action_modulation: bool = True  # AdaGN from an action MLP
     action_planes: bool = True  # actions as constant input channels
-    init_checkpoint: str = ""  # continue from a world model (policy-behaviour alignment)
-    vae: str = ""  # AutoencoderKL folder (wmpo train-vae): the model works on its latents
-    ema_decay: float = 0.999
-    sampler: str = "ddim"  # for the strips
-    sampler_steps: int = 10
-    checkpoint_every: int = 500
-    strip_every: int = 500
-    log_every: int = 20
-    seed: int = 0
-    threads: int = 2
-    device: str = "cpu"
+    vae: str = ""  # AutoencoderKL folder (wmpo train-vae): the model works on its latents; "" = pixels
+    # Training.
+    init_checkpoint: str = ""  # continue from this world model (policy-behaviour alignment); "" = a fresh one
+    ema_decay: float = 0.999  # of the EMA weights a checkpoint serves
+    sampler: str = "ddim"  # sampler of the strips: ddim | dpmsolver | euler | unipc
+    sampler_steps: int = 10  # denoising steps per imagined chunk in the strips
+    checkpoint_every: int = 500  # steps between checkpoints
+    strip_every: int = 500  # steps between real-vs-imagined strips
+    log_every: int = 20  # steps between TensorBoard scalars
+    seed: int = 0  # windows, noise and initial weights
+    threads: int = 2  # torch CPU threads
+    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
+
+
+ARCHITECTURE = (
+    "image_size",
+    "context_frames",
+    "frames_per_pass",
+    "context_noise_level",
+    "block_out_channels",
+    "attention_levels",
+    "action_modulation",
+    "action_planes",
+)
+
+
+def checkpoint_architecture(pipeline: WorldModelPipeline) -> dict:
+    """The WMConfig architecture fields a trained world model was built with."""
+    unet = pipeline.unet.config
+    return {
+        "image_size": unet.sample_size * pipeline.vae_scale,
+        "context_frames": unet.context_frames,
+        "frames_per_pass": unet.frames_per_pass,
+        "context_noise_level": pipeline.config.context_noise_level,
+        "block_out_channels": list(unet.block_out_channels),
+        "attention_levels": list(unet.attention_levels),
+        "action_modulation": unet.action_modulation,
+        "action_planes": unet.action_planes,
+    }
+
+
+def continued_config(config: WMConfig, pipeline: WorldModelPipeline, path: Path, resumed: bool) -> WMConfig:
+    """``config`` with the architecture of the checkpoint it continues (``path``). A field set to
+    something else than both its default and the checkpoint's value, or a --vae the checkpoint was
+    not built with, is refused (ValueError) instead of being ignored."""
+    defaults = WMConfig(datasets=[])
+    actual = checkpoint_architecture(pipeline)
+    conflicts = [
+        f"{name} {getattr(config, name)!r} (the checkpoint's: {actual[name]!r})"
+        for name in ARCHITECTURE
+        if getattr(config, name) != actual[name] and getattr(config, name) != getattr(defaults, name)
+    ]
+    if config.vae and (pipeline.vae is None or not resumed):
+        conflicts.append(f"vae {config.vae!r} (the checkpoint's: {'its own' if pipeline.vae else 'none, pixels'})")
+    if conflicts:
+        raise ValueError(
+            f"{path} fixes the world model's architecture; conflicting options: {'; '.join(conflicts)}. "
+            "Leave them out to continue the checkpoint as it is."
+        )
+    return replace(config, **actual)
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -82,14 +136,16 @@ def train(config: WMConfig) -> Path:
     torch.set_num_threads(config.threads)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    write_json(output / "wm_config.json", asdict(config))
-    data = WindowSampler(config.datasets, config.context_frames, config.frames_per_pass, config.image_size)
 
-    # -- model: resume, or continue a world model, or build a fresh one ---------------------------
+    # -- model: resume, or continue a world model (its architecture), or build a fresh one --------
     resume = latest_checkpoint(output)
     if resume is not None or config.init_checkpoint:
-        pipeline = WorldModelPipeline.load(resume or config.init_checkpoint, config.device)
-    else:
+        path = resume or Path(config.init_checkpoint)
+        pipeline = WorldModelPipeline.load(path, config.device)
+        config = continued_config(config, pipeline, path, resumed=resume is not None)
+    write_json(output / "wm_config.json", asdict(config))
+    data = WindowSampler(config.datasets, config.context_frames, config.frames_per_pass, config.image_size)
+    if resume is None and not config.init_checkpoint:
         stats = ActionStats.from_actions(data.all_actions())
         vae = AutoencoderKL.from_pretrained(config.vae, local_files_only=True) if config.vae else None
         scale = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)

@@ -179,7 +179,10 @@ class VLAForActionPrediction(PreTrainedModel):
 def _choose(logits: torch.Tensor, temperature: float, generator: torch.Generator | None):
     if temperature > 0:
         logp = torch.log_softmax(logits / temperature, dim=-1)
-        flat = torch.multinomial(logp.exp().reshape(-1, N_BINS), 1, generator=generator)
+        probs = logp.exp().reshape(-1, N_BINS)
+        if generator is not None:  # drawn where the generator lives (imagination shares a CPU one with the world model)
+            probs = probs.to(generator.device)
+        flat = torch.multinomial(probs, 1, generator=generator).to(logits.device)
         bins = flat.reshape(logits.shape[:-1])
     else:
         logp = torch.log_softmax(logits, dim=-1)

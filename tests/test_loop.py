@@ -14,6 +14,7 @@ from test_vla_model import small_policy
 from test_world_model import tiny_pipeline
 
 from wmpo_episodes.dataset import write_dataset
+from wmpo_trainer.loop import PHASES
 
 pytestmark = pytest.mark.graph
 
@@ -77,7 +78,7 @@ def test_loop_runs_every_phase_and_resumes_after_a_kill(tmp_path, ros_domain):
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert (output / "base_evaluate.json").read_text() == base_record  # finished work was kept, not redone
-    for phase in ("collect", "align", "reward", "wmpo", "evaluate", "deploy"):
+    for phase in PHASES:
         assert (output / "round_0" / f"{phase}.json").is_file(), phase
     collected = json.loads((output / "round_0" / "collect.json").read_text())
     assert collected["episodes"] == 4
@@ -85,4 +86,11 @@ def test_loop_runs_every_phase_and_resumes_after_a_kill(tmp_path, ros_domain):
     assert len(summary["rounds"]) == 1 and 0.0 <= summary["rounds"][0]["eval_success_rate"] <= 1.0
     assert (output / "current").resolve() == (output / "round_0" / "wmpo" / "checkpoints" / "iter_1").resolve()
     assert (output / "success.png").is_file() and "| round 0 |" in (output / "report.md").read_text()
+    threshold = json.loads((output / "round_0" / "threshold.json").read_text())
+    assert threshold["calibration"] is None or len(threshold["calibration"]["scores"]) >= 4  # the P rollouts
+    wmpo = json.loads((output / "round_0" / "wmpo.json").read_text())
+    assert wmpo["reward_model"] == threshold["reward_model"]  # GRPO is judged with the refitted threshold
+    gaps = summary["rounds"][0]["imagination_gap_before"], summary["rounds"][0]["imagination_gap_after"]
+    assert [gap["episodes"] for gap in gaps] == [4, 2]  # the P rollouts before, the evaluation after
+    assert "| round 0 after | 2 |" in (output / "report.md").read_text()
     assert np.isfinite(summary["base_success_rate"])

@@ -117,17 +117,17 @@ def measure_gap(
 
 
 def load_and_measure(
-    policy_path: str, world_model_path: str, reward_path: str, real_dataset: str, **kwargs
+    policy_path: str, world_model_path: str, reward_path: str, real_dataset: str, device: str = "cpu", **kwargs
 ) -> ImaginationGap:
-    """``measure_gap`` from checkpoint folders (the loop's phases store paths)."""
+    """``measure_gap`` from checkpoint folders (the loop's phases store paths), the models on ``device``."""
     from wmpo_policy.vla.policy import VLAPolicy
     from wmpo_worldmodel.pipeline import WorldModelPipeline
     from wmpo_worldmodel.reward_model import VideoRewardModel
 
     return measure_gap(
-        VLAPolicy.from_pretrained(policy_path),
-        WorldModelPipeline.load(world_model_path),
-        VideoRewardModel.from_pretrained(reward_path),
+        VLAPolicy.from_pretrained(policy_path, device),
+        WorldModelPipeline.load(world_model_path, device),
+        VideoRewardModel.from_pretrained(reward_path, device),
         EpisodeDataset(Path(real_dataset)),
         **kwargs,
     )

@@ -1,6 +1,7 @@
 """The WMPO loop (lifelong): collect P real episodes with the current policy -> align the world
-model on them -> train the reward model -> GRPO in imagination -> evaluate on held-out start
-states -> deploy; repeat.
+model on them -> train the reward model -> fit its threshold on imagined video -> measure the
+imagination gap -> GRPO in imagination -> evaluate on held-out start states -> measure the gap
+again -> deploy unless the greedy drift is too large; repeat.
 
   wmpo loop --task Lift --policy runs/base/Lift/bc/checkpoints/step_1500 --world-model WM --demos DATA
 
@@ -11,6 +12,18 @@ at the new policy; start the policy server with ``checkpoint:=<output>/current``
 come from a ``collect`` callable (wmpo_bringup.sim_episodes.SimCollector: the sim graph), so this
 module needs no ROS. ``on_phase(round, phase, result)`` reports progress (the trainer node's
 feedback).
+
+Imagination against reality, every round (WMPO's premise is that the aligned world model
+reproduces the policy's failures; this measures that it does):
+- ``threshold``: each of the P rollouts is re-imagined by the aligned world model from its real
+  first frame under its recorded actions, the reward model scores the imagined video, and the
+  threshold is the F1-optimal one against the real outcomes (the policy's near misses are the
+  negatives; the demonstrations give positives when no rollout succeeded). Its F1 is reported
+  cross-validated (interleaved folds); the kept threshold is fitted on all P. GRPO uses it.
+- ``gap_before`` / ``gap_after``: imagined success (the policy acting in the world model from the
+  real start frames, judged by the calibrated reward model) against real success on the same
+  start states: the P rollouts at the collection temperature before GRPO, the greedy held-out
+  evaluation after. Beyond ``gap_bound`` it is a loud warning in the log and the report.
 """
 
 import json
@@ -28,7 +41,7 @@ from wmpo_trainer.grpo import GRPOConfig
 from wmpo_worldmodel import train_reward, train_world_model
 
 log = logging.getLogger(__name__)
-PHASES = ("collect", "align", "reward", "wmpo", "evaluate", "drift", "deploy")
+PHASES = ("collect", "align", "reward", "threshold", "gap_before", "wmpo", "evaluate", "gap_after", "drift", "deploy")
 
 
 @dataclass
@@ -56,6 +69,8 @@ class LoopConfig:
     # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
     # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
     drift_limit: float = 0.05
+    gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_trainer.imagination_gap)
+    calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device of every phase: training, imagination and the policy server (cpu, cuda, cuda:N)
 
@@ -135,12 +150,24 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
         if should_stop():
             break
 
+        calibrated = _finished(folder, "threshold") or _finish(
+            folder,
+            "threshold",
+            _calibrate(aligned["world_model"], reward["reward_model"], collected["dataset"], folder, config),
+        )
+        on_phase(r, "threshold", calibrated)
+        judge = calibrated["reward_model"]
+        gap_before = _finished(folder, "gap_before") or _finish(
+            folder,
+            "gap_before",
+            _gap(policy, aligned["world_model"], judge, collected["dataset"], config.collect_temperature, config),
+        )
+        on_phase(r, "gap_before", gap_before)
+
         improved = _finished(folder, "wmpo") or _finish(
             folder,
             "wmpo",
-            _run_wmpo(
-                config, policy, aligned["world_model"], reward["reward_model"], collected["dataset"], folder / "wmpo"
-            ),
+            _run_wmpo(config, policy, aligned["world_model"], judge, collected["dataset"], folder / "wmpo"),
         )
         on_phase(r, "wmpo", improved)
 
@@ -148,6 +175,12 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
             folder, "evaluate", collect(config.task, improved["policy"], eval_goals, folder / "eval", 0.0)
         )
         on_phase(r, "evaluate", evaluated)
+        gap_after = _finished(folder, "gap_after") or _finish(
+            folder,
+            "gap_after",
+            _gap(improved["policy"], aligned["world_model"], judge, evaluated["dataset"], 0.0, config),
+        )
+        on_phase(r, "gap_after", gap_after)
         strips = folder / "strips.png"
         if not strips.is_file():
             _write_strips(strips, aligned["world_model"], evaluated["dataset"], config)
@@ -173,6 +206,9 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
                 "imagined_success_per_iteration": improved["imagined_success_per_iteration"],
                 "eval_success_rate": evaluated["success_rate"],
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
+                "reward_threshold": calibrated["threshold"],
+                "imagination_gap_before": gap_before,
+                "imagination_gap_after": gap_after,
                 "policy": improved["policy"],
                 "deployed": gate["deploy"],
                 "greedy_flipped": gate["greedy_flipped"],
@@ -181,6 +217,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
     summary = {
         "task": config.task,
         "budget_per_round": config.budget,
+        "gap_bound": config.gap_bound,
         "base_success_rate": base["success_rate"],
         "base_success_rate_95ci": base["success_rate_95ci"],
         "rounds": rounds,
@@ -202,10 +239,78 @@ def _drift_gate(before: str, after: str, rollouts: str, config: LoopConfig) -> d
     return deployment_gate(old, new, EpisodeDataset(Path(rollouts)), config.drift_limit)
 
 
-def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:
+def _imagined_steps(config: LoopConfig, dataset: str) -> int:
+    """Imagined episode length: the loop's step budget, else the longest real episode's (the task's)."""
     from wmpo_episodes.dataset import EpisodeDataset
 
-    steps = config.max_steps or max(r.num_steps for r in EpisodeDataset(Path(starts)).records)
+    return config.max_steps or max(r.num_steps for r in EpisodeDataset(Path(dataset)).records)
+
+
+def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path, config: LoopConfig) -> dict:
+    """The reward threshold fitted on the aligned world model's re-imagination of the round's labelled
+    rollouts (``wmpo_worldmodel.calibration``), saved as a new reward checkpoint beside the trained one."""
+    import torch
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_worldmodel.calibration import calibrate_threshold, reimagined_scores
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(config.threads)
+    pipeline = WorldModelPipeline.load(world_model, config.device)
+    reward = VideoRewardModel.from_pretrained(reward_model, config.device)
+    sampling = {"num_inference_steps": config.sampler_steps, "generator": torch.Generator().manual_seed(0)}
+    data = EpisodeDataset(Path(rollouts))
+    scores, labels = reimagined_scores(pipeline, reward, data, list(range(len(data.records))), **sampling)
+    fitted_on = f"{len(labels)} re-imagined rollouts"
+    if not any(labels):  # no real success to fit against: the demonstrations' re-imagination gives positives
+        demos = EpisodeDataset(Path(config.demos))
+        picked = list(range(min(len(demos.records), len(labels))))
+        more, more_labels = reimagined_scores(pipeline, reward, demos, picked, **sampling)
+        scores, labels = scores + more, labels + more_labels
+        fitted_on += f" (no real success) + {len(picked)} re-imagined demonstrations"
+    trained = reward.threshold
+    if all(labels):  # no real failure to fit against: the trained threshold stays
+        calibration = None
+        log.warning(f"reward threshold not refitted: every one of the {len(labels)} rollouts succeeded")
+    else:
+        calibration = calibrate_threshold(scores, labels, config.calibration_folds)
+        reward.threshold = calibration.threshold
+    path = reward.save_pretrained(folder / "reward_calibrated")
+    log.info(f"reward threshold {trained:.3f} -> {reward.threshold:.3f} on {fitted_on}")
+    return {
+        "reward_model": str(path),
+        "threshold": reward.threshold,
+        "trained_threshold": trained,
+        "fitted_on": fitted_on,
+        "calibration": calibration.to_dict() if calibration else None,
+    }
+
+
+def _gap(policy: str, world_model: str, reward_model: str, real: str, temperature: float, config: LoopConfig) -> dict:
+    """Imagined vs real success of ``policy`` on the start states of the real episodes ``real``."""
+    import torch
+
+    from wmpo_trainer.imagination_gap import load_and_measure
+
+    torch.set_num_threads(config.threads)
+    gap = load_and_measure(
+        policy,
+        world_model,
+        reward_model,
+        real,
+        max_steps=_imagined_steps(config, real),
+        temperature=temperature,
+        bound=config.gap_bound,
+        sampler_steps=config.sampler_steps,
+        device=config.device,
+    )
+    line = f"imagined {gap.imagined_rate:.2f} vs real {gap.real_rate:.2f} on {gap.episodes} start states"
+    return {**gap.to_dict(), "message": gap.warning() or line}
+
+
+def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:
+    steps = _imagined_steps(config, starts)
     checkpoint = train_wmpo.train(
         train_wmpo.WMPOConfig(
             policy=policy,
@@ -225,6 +330,7 @@ def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, st
     per_iteration = [h["imagined_success_rate"] for h in history]
     return {
         "policy": str(checkpoint),
+        "reward_model": reward,
         "imagined_success_rate": float(np.mean(per_iteration)),
         "imagined_success_per_iteration": per_iteration,
     }
@@ -250,8 +356,18 @@ def _write_strips(path: Path, world_model: str, evaluated: str, config: LoopConf
     write_strips(path, [("real", real), ("imagined", imagined)])
 
 
+def _gap_rows(summary: dict) -> list[tuple[str, dict]]:
+    """(label, gap) for each round's policy before and after GRPO, in order."""
+    return [
+        (f"round {r['round']} {when}", r[f"imagination_gap_{when}"])
+        for r in summary["rounds"]
+        for when in ("before", "after")
+    ]
+
+
 def write_report(output: Path, summary: dict) -> None:
-    """report.md and success.png: base vs each round's evaluation (95% intervals) and imagined success."""
+    """report.md and success.png: base vs each round's evaluation (95% intervals), imagined success
+    during WMPO, and the imagination gap before and after GRPO (warnings first)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -262,7 +378,8 @@ def write_report(output: Path, summary: dict) -> None:
         (f"round {r['round']}", r["eval_success_rate"], r["eval_success_rate_95ci"], r["imagined_success_rate"])
         for r in summary["rounds"]
     ]
-    figure, (axis, per_iteration) = plt.subplots(1, 2, figsize=(11, 3.5))
+    gaps = _gap_rows(summary)
+    figure, (axis, per_iteration, gap_axis) = plt.subplots(1, 3, figsize=(16, 3.5))
     x = np.arange(len(rows))
     rates = np.array([row[1] for row in rows])
     low = rates - np.array([row[2][0] for row in rows])
@@ -289,20 +406,47 @@ def write_report(output: Path, summary: dict) -> None:
     per_iteration.grid(alpha=0.3)
     if summary["rounds"]:
         per_iteration.legend()
+    bound = summary["gap_bound"]
+    values = [gap["gap"] for _, gap in gaps]
+    gap_axis.bar(range(len(gaps)), values, color=["tab:red" if abs(v) > bound else "tab:green" for v in values])
+    gap_axis.axhline(bound, color="gray", linestyle="--")
+    gap_axis.axhline(-bound, color="gray", linestyle="--")
+    gap_axis.set_xticks(range(len(gaps)), [label.replace(" ", "\n", 1) for label, _ in gaps])
+    gap_axis.set_ylim(-1, 1)
+    gap_axis.set_ylabel("imagined - real success")
+    gap_axis.set_title(f"imagination gap, same start states (bound +/-{bound:.2f})")
+    gap_axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(output / "success.png", dpi=120)
     plt.close(figure)
-    lines = [
-        f"# WMPO loop: {summary['task']}",
+    lines = [f"# WMPO loop: {summary['task']}", ""]
+    lines += [f"**Warning: {gap['message']}** ({label})" for label, gap in gaps if gap["exceeded"]]
+    lines += [
         "",
         "![success](success.png)",
         "",
-        "| policy | real success (95% CI) | imagined success |",
+        "| policy | real success (95% CI) | imagined success (mean during WMPO) |",
         "|---|---|---|",
     ]
     for name, rate, (lo, hi), imagined_rate in rows:
         shown = "-" if imagined_rate is None else f"{imagined_rate:.2f}"
         lines.append(f"| {name} | {rate:.2f} ({lo:.2f}-{hi:.2f}) | {shown} |")
+    lines += [
+        "",
+        "Imagination gap: the policy imagined from the real start frames (judged by the calibrated reward "
+        "model) against its real outcomes on the same start states; before GRPO: the P rollouts, after: "
+        "the greedy evaluation.",
+        "",
+        "| policy | start states | imagined (95% CI) | real (95% CI) | gap |",
+        "|---|---|---|---|---|",
+    ]
+    for label, gap in gaps:
+        (il, ih), (rl, rh) = gap["imagined_95ci"], gap["real_95ci"]
+        flag = " **beyond bound**" if gap["exceeded"] else ""
+        lines.append(
+            f"| {label} | {gap['episodes']} | {gap['imagined_rate']:.2f} ({il:.2f}-{ih:.2f}) | "
+            f"{gap['real_rate']:.2f} ({rl:.2f}-{rh:.2f}) | {gap['gap']:+.2f}{flag} |"
+        )
     for r in summary["rounds"]:
         lines += ["", f"Round {r['round']}: a real evaluation episode and its imagination (rows: real, imagined):", ""]
         lines.append(f"![round {r['round']} strips](round_{r['round']}/strips.png)")

@@ -98,11 +98,17 @@ class TrainerNode(Node):
             )
 
             def on_phase(round_index: int, phase: str, outcome: dict) -> None:
-                rate = outcome.get("success_rate", outcome.get("imagined_success_rate", -1.0))
+                rates = ("success_rate", "imagined_success_rate", "imagined_rate")
+                rate = next((outcome[key] for key in rates if key in outcome), -1.0)
                 feedback = TrainWMPO.Feedback(round=round_index, phase=phase, success_rate=float(rate))
-                feedback.message = f"round {round_index}: {phase} done"
+                feedback.message = f"round {round_index}: {phase} done" + (
+                    f": {outcome['message']}" if "message" in outcome else ""
+                )
                 goal_handle.publish_feedback(feedback)
-                self.get_logger().info(feedback.message)
+                if outcome.get("exceeded"):  # the imagination gap beyond its bound: loud
+                    self.get_logger().warning(feedback.message)
+                else:
+                    self.get_logger().info(feedback.message)
 
             stop = lambda: goal_handle.is_cancel_requested  # noqa: E731
             summary = run_loop(config, GraphCollector(self, should_stop=stop), on_phase, should_stop=stop)

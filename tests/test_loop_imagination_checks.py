@@ -1,0 +1,89 @@
+"""The loop's imagination checks at tiny sizes: the reward threshold refitted on re-imagined
+rollouts, and an inflated imagination gap that warns in the log, the phase result and the report."""
+
+import json
+import logging
+
+import pytest
+import torch
+from test_reward_model import toy_episode
+from test_vla_model import small_policy
+from test_world_model import tiny_pipeline
+
+from wmpo_episodes.dataset import write_dataset
+from wmpo_trainer.loop import LoopConfig, _calibrate, _gap, write_report
+from wmpo_worldmodel.calibration import calibrate_threshold
+from wmpo_worldmodel.reward_model import VideoRewardModel
+
+
+@pytest.fixture
+def models(tmp_path):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    policy = small_policy().save_pretrained(tmp_path / "policy")
+    world_model = tiny_pipeline().save_atomically(tmp_path / "wm")
+    write_dataset(tmp_path / "demos", [toy_episode(i, success=True, steps=12) for i in range(3)])
+    write_dataset(tmp_path / "failures", [toy_episode(i, success=False, steps=12) for i in range(4)])
+    config = LoopConfig(
+        task="Lift",
+        policy=str(policy),
+        world_model=str(world_model),
+        demos=str(tmp_path / "demos"),
+        max_steps=8,
+        sampler_steps=2,
+        threads=1,
+    )
+    return config, tmp_path
+
+
+def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase_and_the_report(models, caplog):
+    config, tmp = models
+    judge_all_success = VideoRewardModel.tiny()
+    judge_all_success.threshold = -1.0  # every imagined rollout is a success
+    reward = judge_all_success.save_pretrained(tmp / "reward")
+    with caplog.at_level(logging.WARNING):
+        gap = _gap(config.policy, config.world_model, str(reward), str(tmp / "failures"), 1.0, config)
+    assert (gap["imagined_rate"], gap["real_rate"], gap["episodes"]) == (1.0, 0.0, 4)
+    assert gap["exceeded"] and gap["message"].startswith("IMAGINATION GAP +1.00 beyond 0.15")
+    assert "IMAGINATION GAP" in caplog.text
+    json.dumps(gap)  # a phase result is JSON
+
+    quiet = {**gap, "gap": 0.0, "exceeded": False, "message": "imagined 0.00 vs real 0.00 on 4 start states"}
+    round_0 = {
+        "round": 0,
+        "eval_success_rate": 0.0,
+        "eval_success_rate_95ci": [0.0, 0.6],
+        "imagined_success_rate": 1.0,
+        "imagined_success_per_iteration": [1.0],
+        "imagination_gap_before": gap,
+        "imagination_gap_after": quiet,
+    }
+    summary = {
+        "task": "Lift",
+        "budget_per_round": 4,
+        "gap_bound": 0.15,
+        "base_success_rate": 0.0,
+        "base_success_rate_95ci": [0.0, 0.6],
+        "rounds": [round_0],
+    }
+    write_report(tmp, summary)
+    report = (tmp / "report.md").read_text()
+    assert "**Warning: IMAGINATION GAP +1.00 beyond 0.15" in report and "(round 0 before)" in report
+    assert "| round 0 before | 4 | 1.00" in report and "+1.00 **beyond bound**" in report
+    assert "| round 0 after | 4 | 1.00" in report and "+0.00 |" in report  # within the bound: no flag
+    assert report.count("**Warning:") == 1 and (tmp / "success.png").stat().st_size > 0
+
+
+def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_when_none_succeeded(models):
+    config, tmp = models
+    reward = VideoRewardModel.tiny().save_pretrained(tmp / "reward")
+    folder = tmp / "round_0"
+    folder.mkdir()
+    result = _calibrate(config.world_model, str(reward), str(tmp / "failures"), folder, config)
+    calibration = result["calibration"]
+    assert calibration["labels"] == [0, 0, 0, 0, 1, 1, 1]  # 4 failed rollouts, then 3 demonstrations
+    assert "no real success" in result["fitted_on"] and "3 re-imagined demonstrations" in result["fitted_on"]
+    refit = calibrate_threshold(calibration["scores"], calibration["labels"], config.calibration_folds)
+    assert result["threshold"] == refit.threshold and result["trained_threshold"] == 0.5
+    assert VideoRewardModel.from_pretrained(result["reward_model"]).threshold == result["threshold"]
+    assert VideoRewardModel.from_pretrained(reward).threshold == 0.5  # the trained checkpoint is untouched

@@ -9,7 +9,8 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image, JointState
 
 from wmpo_episodes.bag_writer import EpisodeBagWriter
-from wmpo_interfaces.msg import ArmAction
+from wmpo_episodes.summary import TIME_FIELDS
+from wmpo_interfaces.msg import ArmAction, EpisodeSummary
 from wmpo_robot_io.images import to_image_msg
 
 _episode_numbers = itertools.count()
@@ -17,6 +18,17 @@ _episode_numbers = itertools.count()
 
 def stamp(ns: int) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def summary_message(summary: dict) -> EpisodeSummary:
+    """The EpisodeSummary message of a summary dict (what the episode manager would answer)."""
+    msg = EpisodeSummary()
+    for name, value in summary.items():
+        if name in TIME_FIELDS:
+            setattr(msg, name, stamp(int(value)))
+        elif name in msg.get_fields_and_field_types():
+            setattr(msg, name, value)
+    return msg
 
 
 def record_episode(

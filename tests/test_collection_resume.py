@@ -4,10 +4,9 @@ dataset holds one episode per goal (both collectors: the sim graph's and the gra
 import json
 
 import pytest
-from episode_fakes import record_episode
+from episode_fakes import record_episode, summary_message
 
 from wmpo_episodes.dataset import EpisodeDataset
-from wmpo_episodes.summary import summary_from_dict
 
 TASK = "Lift"
 # An online-GRPO collection: two start states, a group of two alike goals each.
@@ -138,7 +137,7 @@ def test_graph_collection_resumed_after_a_cancel_runs_only_the_missing_goals(rcl
 
         def __init__(self, request):
             summary, path = record_episode(tmp_path / "graph_episodes", request.task, goal_of(request))
-            answer = type("Answer", (), {"summary": summary_from_dict(summary), "bag_path": str(path)})
+            answer = type("Answer", (), {"summary": summary_message(summary), "bag_path": str(path)})
             self.answer = type("Wrapped", (), {"result": answer})
 
         def get_result_async(self):

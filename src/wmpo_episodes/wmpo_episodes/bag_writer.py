@@ -122,8 +122,3 @@ class EpisodeBagWriter:
         os.replace(self.staging_path, self.final_path)
         _fsync_dir(self.output_dir)
         return self.final_path
-
-    def abort(self) -> None:
-        """Drop the bag entirely (nothing is kept)."""
-        self.writer.abort()
-        shutil.rmtree(self.staging_path, ignore_errors=True)

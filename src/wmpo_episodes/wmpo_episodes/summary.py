@@ -1,4 +1,4 @@
-"""EpisodeSummary <-> plain dict (JSON), without rosidl_runtime_py (absent off-ROS)."""
+"""EpisodeSummary -> plain dict (JSON), without rosidl_runtime_py (absent off-ROS)."""
 
 from wmpo_interfaces.msg import EpisodeSummary
 
@@ -11,13 +11,3 @@ def summary_to_dict(msg: EpisodeSummary) -> dict:
         value = getattr(msg, name)
         out[name] = value.sec * 1_000_000_000 + value.nanosec if name in TIME_FIELDS else value
     return out
-
-
-def summary_from_dict(data: dict) -> EpisodeSummary:
-    msg = EpisodeSummary()
-    for name, value in data.items():
-        if name in TIME_FIELDS:
-            getattr(msg, name).sec, getattr(msg, name).nanosec = divmod(int(value), 1_000_000_000)
-        elif name in msg.get_fields_and_field_types():
-            setattr(msg, name, value)
-    return msg

@@ -21,6 +21,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
+from wmpo_policy.backends.base import CHUNK_HORIZON
+
 
 class ActionConditionedUNet(ModelMixin, ConfigMixin):
     @register_to_config
@@ -29,7 +31,7 @@ class ActionConditionedUNet(ModelMixin, ConfigMixin):
         sample_size: int = 64,
         channels: int = 3,
         context_frames: int = 4,
-        frames_per_pass: int = 8,
+        frames_per_pass: int = CHUNK_HORIZON,
         action_dim: int = 7,
         block_out_channels: tuple[int, ...] = (64, 128, 128),
         layers_per_block: int = 1,

@@ -17,9 +17,9 @@ from wmpo_policy.backends.base import (
     PrivilegedState,
     register_backend,
 )
+from wmpo_robot_io.safety import ACTION_SCALE
 
-TRANSLATION_SCALE = 0.05  # m per unit action (robosuite OSC_POSE)
-ROTATION_SCALE = 0.5  # rad per unit action
+TRANSLATION_SCALE, ROTATION_SCALE = ACTION_SCALE  # m and rad per unit action (robosuite OSC_POSE)
 TRACKING = 0.6  # fraction of a commanded delta the controller achieves in one step (planning model)
 OPEN, CLOSE = -1.0, 1.0
 

@@ -2,6 +2,7 @@
 
 from transformers import PretrainedConfig
 
+from wmpo_policy.backends.base import CHUNK_HORIZON
 from wmpo_policy.vla.action_tokens import N_BINS
 from wmpo_policy.vla.vision_towers import default_fields, tower_config
 
@@ -40,7 +41,7 @@ class VLAConfig(PretrainedConfig):
         text_config: dict | None = None,
         text_vocab_size: int = 512,
         projector_hidden_size: int = 512,
-        chunk_size: int = 8,
+        chunk_size: int = CHUNK_HORIZON,
         action_dim: int = 7,
         decoding: str = "parallel",
         crop_scale: float = 0.9,

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wmpo_robot_io.safety import SafetyLimits
+from wmpo_robot_io.safety import ACTION_SCALE, SafetyLimits
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Arm(ABC):
     #: True for physical arms: the node then refuses to start without explicit safety limits.
     is_real_hardware: bool = True
     #: (metres, radians) per unit of the translation and rotation action components.
-    action_scale: tuple[float, float] = (0.05, 0.5)
+    action_scale: tuple[float, float] = ACTION_SCALE
     #: Frame of positions and deltas (REP-103: x forward, y left, z up).
     frame_id: str = "world"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wmpo_robot_io.safety import ACTION_SCALE
 from wmpo_robot_io.sim.tasks import TaskSpec, task_spec
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -63,7 +64,7 @@ class SimWorld:
     Frame listeners are called (on the worker thread) with each new SimStep.
     """
 
-    action_scale = (0.05, 0.5)  # OSC_POSE output_max: metres and radians per unit action
+    action_scale = ACTION_SCALE  # OSC_POSE output_max: metres and radians per unit action
 
     def __init__(self, config: SimConfig = SimConfig()):
         self.config = config

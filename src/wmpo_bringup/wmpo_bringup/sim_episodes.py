@@ -15,13 +15,25 @@ from wmpo_episodes.atomic_json import write_json
 from wmpo_episodes.success_rate import wilson_interval
 
 
-def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict, title: str) -> dict:
+def run_sim_episodes(
+    task: str,
+    goals: list[dict],
+    output: Path,
+    overrides: dict,
+    title: str,
+    workers: int = 1,
+    ray_address: str | None = None,
+) -> dict:
     """Start the sim graph, run one RunEpisode per goal (seed / init_state_id / max_steps /
     record_mode), print a table and write <output>/summary.json. Returns the summary.
 
     Resumable: a goal that already has a finished episode bag in <output>/episodes (a run killed
     before) is not run again, and its episode counts in the summary; a folder that holds another
-    collection (another task or graph parameters, e.g. another checkpoint) is refused."""
+    collection (another task or graph parameters, e.g. another checkpoint) is refused.
+
+    ``workers`` > 1 or a ``ray_address``: the goals run on that many sim graphs at once, Ray actors
+    (wmpo_bringup.sim_workers: local workers, or those of the Ray cluster at ``ray_address``); the
+    results are the same, in goal order. One worker and no address: one graph in this process."""
     import rclpy
     from rich.console import Console
     from rich.progress import Progress
@@ -32,6 +44,9 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
     from wmpo_episodes.episodes import list_episodes
 
     console = Console()
+    if workers < 1:
+        raise ValueError(f"workers: at least 1, got {workers}")
+    parallel = workers > 1 or ray_address is not None
     output = output.resolve()
     try:
         claim_folder(output, {"task": task, "overrides": overrides})
@@ -44,7 +59,10 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
     if len(pending) < len(goals):
         console.print(f"resuming: {len(goals) - len(pending)} of {len(goals)} episodes are in {output / 'episodes'}")
     started = time.monotonic()
-    if pending:
+    replacements = 0
+    if pending and parallel:
+        replacements = _run_in_parallel(task, goals, pending, slots, output, overrides, workers, ray_address, console)
+    elif pending:
         overrides = {**overrides, "recorder": {"output_dir": str(output / "episodes"), **overrides.get("recorder", {})}}
         domain = private_domain_id()
         env = node_environment(domain_id=domain, log_dir=str(output / "logs" / "ros"))
@@ -70,11 +88,47 @@ def run_sim_episodes(task: str, goals: list[dict], output: Path, overrides: dict
             finally:
                 client.destroy_node()
                 rclpy.try_shutdown()
-    return _report(task, slots, output, title, time.monotonic() - started)
+    run = {"workers": workers if parallel else 1, "worker_replacements": replacements}
+    return _report(task, slots, output, title, time.monotonic() - started, run)
 
 
-def _report(task: str, results: list[dict], output: Path, title: str, elapsed: float) -> dict:
-    """Print the table of ``results`` and write <output>/summary.json."""
+def _run_in_parallel(task, goals, pending, slots, output, overrides, workers, ray_address, console) -> int:
+    """The pending goals on ``workers`` sim graphs (Ray actors); returns the workers replaced."""
+    from rich.progress import Progress
+
+    from wmpo_bringup.graph import check_parameters, mode_parameters, params_file
+    from wmpo_bringup.sim_workers import WorkersFailed, check_parallel_overrides, run_on_workers
+
+    try:  # refused before any worker starts, as the serial path refuses before any node starts
+        check_parameters("sim", mode_parameters(params_file("sim"), overrides=overrides))
+        check_parallel_overrides(overrides)
+    except ValueError as error:
+        console.print(f"[red]{error}")
+        raise SystemExit(1) from None
+    where = f"the Ray cluster at {ray_address}" if ray_address else "this machine"
+    console.print(f"{min(workers, len(pending))} sim graphs at once, Ray workers on {where}")
+    with Progress(console=console) as progress:
+        bar = progress.add_task(f"{task} episodes", total=len(pending))
+        try:
+            return run_on_workers(
+                task,
+                goals,
+                pending,
+                slots,
+                output,
+                overrides,
+                workers,
+                ray_address,
+                on_result=lambda i: progress.advance(bar),
+                log=console.print,
+            )
+        except WorkersFailed as error:
+            console.print(f"[red]{error}")
+            raise SystemExit(1) from None
+
+
+def _report(task: str, results: list[dict], output: Path, title: str, elapsed: float, run: dict | None = None) -> dict:
+    """Print the table of ``results`` and write <output>/summary.json (``run``: how it ran, e.g. workers)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -108,6 +162,7 @@ def _report(task: str, results: list[dict], output: Path, title: str, elapsed: f
         "success_rate_95ci": [round(low, 4), round(high, 4)],
         "mean_success_length": float(sum(lengths) / len(lengths)) if lengths else None,
         "wall_time_s": round(elapsed, 1),
+        **(run or {}),
         "results": results,
     }
     write_json(output / "summary.json", report)
@@ -129,10 +184,13 @@ def policy_server_device(device: str) -> dict:
 class SimCollector:
     """collect(task, checkpoint, goals, output, temperature) -> report (summary.json's content
     plus "dataset": the converted dataset folder, one episode per goal). Runs the VLA checkpoint
-    in the sim graph (on ``device``); a collection killed part way resumes with the goals still to run."""
+    in the sim graph (on ``device``); a collection killed part way resumes with the goals still to run.
+    ``workers`` / ``ray_address``: run_sim_episodes' (that many sim graphs at once, Ray actors)."""
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", workers: int = 1, ray_address: str | None = None):
         self.device = device
+        self.workers = workers
+        self.ray_address = ray_address
 
     def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
         from wmpo_episodes.collection import write_collected_dataset
@@ -149,7 +207,9 @@ class SimCollector:
                 **policy_server_device(self.device),
             }
             title = f"{task}: {len(goals)} episodes with {checkpoint} at temperature {temperature}"
-            report = run_sim_episodes(task, goals, output, {"policy_server": policy}, title)
+            report = run_sim_episodes(
+                task, goals, output, {"policy_server": policy}, title, self.workers, self.ray_address
+            )
         dataset = output / "dataset"
         if not dataset.exists():
             write_collected_dataset(report["results"], dataset)

@@ -130,6 +130,8 @@ class DemoConfig:
     # x y z roll pitch yaw gripper, added between the expert and the arm; () = none.
     action_noise: tuple[float, ...] = ()
     output: str = "runs/demo"  # folder of episodes/ (bags), summary.json and logs/
+    workers: int = 1  # sim graphs at once, each a Ray actor with its own ROS_DOMAIN_ID (1 = one graph, no Ray)
+    ray_address: str | None = None  # an existing Ray cluster's address (ray.init(address=...)); None = local
 
 
 def cmd_demo(config: DemoConfig) -> int:
@@ -145,7 +147,9 @@ def cmd_demo(config: DemoConfig) -> int:
         overrides["episode_manager"] = {"action_noise_std": list(noise)}
     noisy = f", action noise {list(noise)}" if noise else ""
     title = f"{config.task}: {config.episodes} episodes with the scripted expert on the simulated arm{noisy}"
-    report = run_sim_episodes(config.task, goals, Path(config.output), overrides, title)
+    report = run_sim_episodes(
+        config.task, goals, Path(config.output), overrides, title, config.workers, config.ray_address
+    )
     return 0 if report["episodes"] == config.episodes else 1
 
 
@@ -213,6 +217,8 @@ class EvalConfig:
     record_mode: RecordMode = "all"  # which episodes keep their bag
     output: str = "runs/eval"  # folder of episodes/ (bags), summary.json and logs/
     device: str = "cpu"  # torch device of the policy server (cpu, cuda, cuda:N)
+    workers: int = 1  # sim graphs at once, each a Ray actor with its own ROS_DOMAIN_ID (1 = one graph, no Ray)
+    ray_address: str | None = None  # an existing Ray cluster's address (ray.init(address=...)); None = local
 
 
 def cmd_eval(config: EvalConfig) -> int:
@@ -234,7 +240,7 @@ def cmd_eval(config: EvalConfig) -> int:
     }
     where = f"seeds {config.seeds}" if config.seeds else f"initial states {config.init_states}"
     title = f"{config.task}: greedy VLA {config.checkpoint} ({policy.stats.id}) on {where}"
-    run_sim_episodes(config.task, goals, Path(config.output), overrides, title)
+    run_sim_episodes(config.task, goals, Path(config.output), overrides, title, config.workers, config.ray_address)
     return 0
 
 

@@ -73,6 +73,34 @@ def test_packages_are_format_3_with_matching_names_and_build_types():
             assert (package_xml.parent / "setup.cfg").exists()
 
 
+ROS_PACKAGES = re.compile(r"^(wmpo_\w+|rclpy|ament_index_python|launch|launch_ros|\w+_msgs|\w+_srvs|\w+_interfaces)$")
+
+
+def declared_dependencies(package: str) -> set[str]:
+    root = ET.parse(ROOT / "src" / package / "package.xml").getroot()
+    return {e.text for e in root if e.tag in ("depend", "exec_depend", "build_depend")}
+
+
+def imported_ros_packages(package: str) -> set[str]:
+    """The ROS packages (ours, rclpy, messages, launch) that the package's Python files import."""
+    found = set()
+    for path in (ROOT / "src" / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            found |= {n.split(".")[0] for n in names if ROS_PACKAGES.match(n.split(".")[0])}
+    return found - {package}
+
+
+@pytest.mark.parametrize("package", sorted(p.parent.name for p in (ROOT / "src").glob("*/setup.py")))
+def test_package_xml_declares_every_ros_package_it_imports_and_launches(package):
+    needed = imported_ros_packages(package)
+    if package == "wmpo_bringup":  # it launches every node of every graph
+        needed |= {spec.package for mode in MODES for spec in GRAPHS[mode]}
+    missing = sorted(needed - declared_dependencies(package))
+    assert not missing, f"src/{package}/package.xml does not declare {missing}"
+
+
 def test_dockerfiles_pass_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(__import__("sys").prefix) / "bin" / "hadolint")
     dockerfiles = sorted(str(p) for p in (ROOT / "docker").glob("*.Dockerfile"))

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
@@ -48,6 +49,20 @@ def running_sim_graph(tmp: Path, domain_id: int, overrides: dict | None = None):
         rclpy.try_shutdown(context=context)
 
 
+def module_sim_graph(name: str, overrides: dict | None = None):
+    """A module-scoped fixture yielding running_sim_graph's (processes, client node, episodes dir):
+    ``graph = module_sim_graph("my_graph")`` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def graph(tmp_path_factory):
+        from conftest import next_domain_id
+
+        with running_sim_graph(tmp_path_factory.mktemp(name), next_domain_id(), overrides) as running:
+            yield running
+
+    return graph
+
+
 def wait_for_services(node, processes, services: dict, timeout: float = 90.0) -> None:
     """Wait until every node of the graph offers its service (graph state, not a sleep)."""
     for name, kind in services.items():
@@ -87,6 +102,10 @@ class ArmDriver:
     def run_chunk(self, actions: np.ndarray):
         chunk = ActionChunk(horizon=len(actions), action_dim=7, actions=[float(v) for v in actions.reshape(-1)])
         chunk.header.stamp = self.node.get_clock().now().to_msg()
+        return self.execute_chunk(chunk)
+
+    def execute_chunk(self, chunk: ActionChunk):
+        """Send ``chunk`` as it is (stamp included); the wrapped result (status, result)."""
         handle = send_goal(self.execute, ExecuteChunk.Goal(chunk=chunk), self.node.spin_until)
         assert handle is not None, "arm/execute_chunk did not answer"
         result = handle.get_result_async()

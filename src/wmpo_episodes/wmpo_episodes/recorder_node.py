@@ -32,7 +32,9 @@ from wmpo_episodes.layout import RECORDED_TOPICS, STORAGE_PLUGINS
 from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, one_of, positive
 from wmpo_episodes.recovery import recover_incoming
-from wmpo_episodes.summary import summary_to_dict
+from wmpo_episodes.stamps import BadStamp, stamp_ns
+from wmpo_episodes.summary import TIME_FIELDS, summary_to_dict
+from wmpo_interfaces.msg import EpisodeSummary
 from wmpo_interfaces.srv import StartRecording, StopRecording
 
 
@@ -62,6 +64,22 @@ class EndedEarly:
     episode_id: str
     reason: str
     path: Path | None  # the bag kept as incomplete; None when it could not even be closed
+
+
+OUTCOMES = (EpisodeSummary.OUTCOME_SUCCESS, EpisodeSummary.OUTCOME_FAILURE, EpisodeSummary.OUTCOME_INCOMPLETE)
+
+
+def summary_problem(summary: EpisodeSummary, label: bool) -> str | None:
+    """Why ``summary`` cannot go into a bag (a time that is not one; with ``label``, an outcome
+    that is not one of OUTCOMES), or None."""
+    for name in TIME_FIELDS:  # a time that is not one did not fit the bag's int32 seconds: the recorder died
+        try:
+            stamp_ns(getattr(summary, name), name)
+        except BadStamp as error:
+            return str(error)
+    if label and summary.outcome not in OUTCOMES:
+        return f"outcome {summary.outcome!r} must be one of {', '.join(OUTCOMES)}"
+    return None
 
 
 def left_for_recovery(staging: Path) -> str:
@@ -139,7 +157,14 @@ class Recorder(Node):
                 self._last_activity = self._last_message
                 self._executed_in_bag += 1
 
+    def _refuse(self, response, message: str):
+        response.success, response.message = False, message
+        self.get_logger().error(f"refused: {message}")
+        return response
+
     def _on_start(self, request, response):
+        if problem := summary_problem(request.summary, label=False):
+            return self._refuse(response, f"cannot start recording: {problem}")
         summary = summary_to_dict(request.summary)
         with self._lock:
             if self._bag is not None:
@@ -173,7 +198,13 @@ class Recorder(Node):
             time.sleep(0.01)
 
     def _on_stop(self, request, response):
+        if problem := summary_problem(request.summary, label=True):
+            return self._refuse(response, f"cannot label the bag: {problem}")
         summary = summary_to_dict(request.summary)
+        with self._lock:
+            recording = self._start_summary.get("episode_id") if self._bag is not None else None
+        if recording is not None and summary["episode_id"] != recording:
+            return self._refuse(response, f"recording {recording}, not {summary['episode_id']}")
         self._drain(request.summary.num_steps)
         with self._lock:
             if self._bag is None:

@@ -40,6 +40,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from wmpo_episodes.deadlines import Deadlines
 from wmpo_episodes.node_main import spin_node
 from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_empty, non_negative, positive
+from wmpo_episodes.stamps import BadStamp, stamp_ns
 from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
 from wmpo_policy.backends import scripted_expert, vla_backend  # noqa: F401  (register the backends)
@@ -134,11 +135,12 @@ class PolicyServer(Node):
         self.images_received = 0
         self.images_rejected = 0  # malformed or stamped in the future
         self.policy_errors = 0
+        self.requests_refused = 0  # malformed chunk requests (a stamp that is not a time, a bad timeout)
         self.instructions_received = 0
         self.late_images = 0  # images stamped >= a request's not_before that came after it gave up
         self._last_rejection = ""
         self._images: list[tuple[int, np.ndarray]] = []  # (stamp ns, image), oldest first, IMAGES_KEPT
-        self._task_states: deque[TaskState] = deque(maxlen=32)
+        self._task_states: deque[tuple[int, PrivilegedState]] = deque(maxlen=32)  # (stamp ns, state)
         self._instruction = ""
         self._topic_instruction = ""  # the latest on the instruction topic
         self._episode_id = ""  # the episode the requests named ('' = episodes follow the topic)
@@ -214,10 +216,10 @@ class PolicyServer(Node):
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds
         try:
+            stamp = stamp_ns(msg.header.stamp)
             image = from_image_msg(msg)
-        except ImageError as error:
+        except (BadStamp, ImageError) as error:
             self._reject_image(str(error), "malformed_image")
             return
         if self._ahead_ns(stamp) > 0:
@@ -260,8 +262,13 @@ class PolicyServer(Node):
         )
 
     def _on_task_state(self, msg: TaskState) -> None:
+        try:  # converted now: a malformed one is dropped here, not met by a request
+            stamp, state = stamp_ns(msg.header.stamp), privileged_from_msg(msg)
+        except ValueError as error:
+            self.get_logger().error(f"dropped a task state: {error}")
+            return
         with self._lock:
-            self._task_states.append(msg)
+            self._task_states.append((stamp, state))
             self._wake_waiting()
 
     def _on_instruction(self, msg: String) -> None:
@@ -299,10 +306,10 @@ class PolicyServer(Node):
                 break
             privileged = None
             if self.backend.needs_privileged_state:
-                match = [s for s in self._task_states if Time.from_msg(s.header.stamp).nanoseconds == stamp]
+                match = [state for state_stamp, state in self._task_states if state_stamp == stamp]
                 if not match:
                     continue
-                privileged = privileged_from_msg(match[-1])
+                privileged = match[-1]
             return Observation(image, self._instruction, stamp, privileged)
         return None
 
@@ -351,9 +358,23 @@ class PolicyServer(Node):
         self._report("policy", message, "policy_error", self.policy_errors)
         return message
 
+    def _refuse(self, reason: str) -> str:
+        """A malformed request: logged and reported on /diagnostics; the message answered."""
+        self.requests_refused += 1
+        self.get_logger().error(f"refused a chunk request: {reason}")
+        self._report("chunk request", reason, "bad_request", self.requests_refused)
+        return reason
+
     async def _serve(self, request, response):
-        not_before = Time.from_msg(request.not_before).nanoseconds
         response.success = False
+        try:
+            not_before = stamp_ns(request.not_before, "not_before")
+        except BadStamp as error:
+            response.message = self._refuse(str(error))
+            return response
+        if reason := non_negative(request.timeout):  # NaN would wait for ever: no deadline passes it
+            response.message = self._refuse(f"timeout {reason}")
+            return response
         if request.episode_id and request.episode_id != self._episode_id:
             try:
                 self._start_episode(request.instruction or self._topic_instruction, request.episode_id, not_before)
@@ -382,6 +403,8 @@ class PolicyServer(Node):
             actions = np.asarray(self.backend.predict_chunk(observation), dtype=np.float32)
             if self.ensemble is not None:
                 actions = self.ensemble.add(request.step, actions).astype(np.float32)
+            if not np.all(np.isfinite(actions)):  # never served nor published (bags keep ~/action_chunk)
+                raise ValueError(f"{np.count_nonzero(~np.isfinite(actions))} non-finite value(s) in the chunk")
         except Exception as error:  # noqa: BLE001  any backend error (torch raises RuntimeError) fails this request only
             response.message = self._policy_error(f"policy failed: {type(error).__name__}: {error}")
             return response

@@ -36,6 +36,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
 from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_negative, one_of, positive, vector
+from wmpo_episodes.stamps import BadStamp, stamp_ns
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ArmAction, TaskState
 from wmpo_interfaces.srv import ResetEpisode
@@ -267,10 +268,13 @@ class ArmNode(Node):
         result.success_known = False
         result.success_step = self._success_step
         now_ns = self.get_clock().now().nanoseconds
-        chunk_age = (now_ns - Time.from_msg(chunk.header.stamp).nanoseconds) / 1e9
         try:
             if self.arm.state is None:
                 raise ChunkRefused(Intervention("not_reset", "the arm was never reset; call ~/reset first", True))
+            try:
+                chunk_age = (now_ns - stamp_ns(chunk.header.stamp)) / 1e9
+            except BadStamp as error:
+                raise ChunkRefused(Intervention("bad_stamp", str(error), True)) from None
             if len(chunk.actions) != chunk.horizon * chunk.action_dim:
                 raise ChunkRefused(
                     Intervention(

@@ -68,3 +68,16 @@ def test_re_imagination_starts_from_the_real_first_frame_under_the_recorded_acti
 
     assert score("same") == score("later")
     assert score("same") != score("actions")
+
+
+def test_a_refit_that_does_not_beat_the_majority_outcome_is_not_informative():
+    # make demo's round 0 (docs/results/imagination_gap.md): 9 of 10 re-imagined real successes
+    # score about 0.002 and 2 of 6 failures score above 0.9; F1 then picks "everything succeeds".
+    scores = np.array([0.002, 0.002, 0.004, 0.002, 0.002, 0.003, 0.002, 0.983, 0.002, 0.002])
+    scores = np.concatenate([scores, [0.907, 0.002, 0.005, 0.005, 0.002, 0.971]])
+    labels = np.array([1] * 10 + [0] * 6)
+    degenerate = calibrate_threshold(scores, labels, folds=4)
+    assert degenerate.judged_successes == 16 and not degenerate.informative
+    assert degenerate.to_dict()["informative"] is False
+    separable = calibrate_threshold([0.9, 0.8, 0.75, 0.7, 0.3, 0.2, 0.1, 0.15], [1, 1, 0, 0, 0, 0, 0, 0], folds=4)
+    assert separable.informative

@@ -275,7 +275,14 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
         log.warning(f"reward threshold not refitted: every one of the {len(labels)} rollouts succeeded")
     else:
         calibration = calibrate_threshold(scores, labels, config.calibration_folds)
-        reward.threshold = calibration.threshold
+        if calibration.informative:
+            reward.threshold = calibration.threshold
+        else:  # no better than the majority outcome: refitting would only move the imagined success rate
+            log.warning(
+                f"reward threshold not refitted: on {fitted_on} the cross-validated accuracy "
+                f"{calibration.cross_validated_accuracy:.2f} does not beat always answering the majority "
+                "outcome (imagination does not reproduce the real outcomes)"
+            )
     path = reward.save_pretrained(folder / "reward_calibrated")
     log.info(f"reward threshold {trained:.3f} -> {reward.threshold:.3f} on {fitted_on}")
     return {

@@ -30,8 +30,16 @@ class Calibration:
     scores: list[float]  # peak window score of each re-imagined rollout
     labels: list[int]  # 1 = real success
 
+    @property
+    def informative(self) -> bool:
+        """Whether the cross-validated verdicts beat always answering the majority outcome. When
+        they do not, imagined video carries no outcome signal the threshold could use (the world
+        model does not reproduce the outcomes), and a fitted threshold only moves the success rate."""
+        majority = max(self.real_successes, self.episodes - self.real_successes) / self.episodes
+        return self.cross_validated_accuracy > majority
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "informative": self.informative}
 
 
 def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int) -> tuple[float, float]:

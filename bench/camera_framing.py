@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from wmpo_episodes.ranges import parse_range
+from wmpo_common.ranges import parse_range
 from wmpo_robot_io.sim.world import SimConfig, SimWorld
 
 OBJECTS = {"NutAssemblySquare": ["SquareNut_main", "peg1"], "Lift": ["cube_main"]}

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import torch
 
+from wmpo_common.actions import ActionStats
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_policy.vla.tokenization import build_tokenizer
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from wmpo_episodes.ranges import parse_range
+from wmpo_common.ranges import parse_range
 from wmpo_policy.backends.base import ObjectPose, PrivilegedState
 from wmpo_policy.backends.scripted_expert import SquareExpert
 from wmpo_robot_io.arms.moveit_arm import quat_from_axis_angle, quat_multiply

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from wmpo_bringup.sim_episodes import SimCollector
-from wmpo_episodes.success_rate import fisher_exact_p, wilson_interval
+from wmpo_common.success_rate import fisher_exact_p, wilson_interval
 from wmpo_trainer import dpo, online_grpo
 from wmpo_trainer.grpo import GRPOConfig
 from wmpo_trainer.loop import LoopConfig, run_loop

@@ -17,7 +17,7 @@ from std_srvs.srv import Trigger
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.episode_client import EpisodeClient
 from wmpo_bringup.runner import GraphProcesses
-from wmpo_episodes.action_goals import send_goal
+from wmpo_common.ros.action_goals import send_goal
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ActionChunk
 from wmpo_interfaces.srv import ResetEpisode

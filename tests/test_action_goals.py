@@ -10,7 +10,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
-from wmpo_episodes.action_goals import OneGoalAtATime, send_goal
+from wmpo_common.ros.action_goals import OneGoalAtATime, send_goal
 from wmpo_interfaces.action import TrainWMPO
 
 

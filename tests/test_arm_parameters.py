@@ -17,7 +17,7 @@ from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
 from wmpo_bringup.episode_client import EpisodeClient
-from wmpo_episodes.parameters import declare_parameters
+from wmpo_common.ros.parameters import declare_parameters
 from wmpo_robot_io.arm_node import ArmNode, SafetyConfigError
 from wmpo_robot_io.arms.moveit_arm import MoveItArm, MoveItArmConfig
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wmpo_episodes.atomic_folder import atomic_folder
+from wmpo_common.atomic_folder import atomic_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def fsynced(monkeypatch):
 
 
 def test_json_state_replaces_the_file_flushed_and_keeps_it_on_bad_data(tmp_path, fsynced):
-    from wmpo_episodes.atomic_json import write_json
+    from wmpo_common.atomic_json import write_json
 
     state = tmp_path / "history.json"
     write_json(state, [{"iteration": 1}])
@@ -54,7 +54,7 @@ def test_atomic_folder_flushes_its_files_and_the_parent_folder(tmp_path, fsynced
 
 
 def test_no_json_state_is_written_in_place():
-    """Every JSON file is written through wmpo_episodes.atomic_json.write_json."""
+    """Every JSON file is written through wmpo_common.atomic_json.write_json."""
     in_place = re.compile(r"write_text\(json\.dumps")
     found = [
         f"{path.relative_to(ROOT)}:{number}"

@@ -6,7 +6,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
-from wmpo_episodes.deadlines import Deadlines
+from wmpo_common.ros.deadlines import Deadlines
 
 
 def test_futures_past_their_deadline_are_canceled_and_answered_ones_are_kept(rclpy_context):

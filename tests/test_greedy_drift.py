@@ -6,10 +6,10 @@ import copy
 import numpy as np
 import torch
 
+from wmpo_common.actions import ActionStats
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_policy.vla.tokenization import build_tokenizer
 from wmpo_trainer.greedy_drift import greedy_drift, greedy_flips

@@ -13,8 +13,8 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from wmpo_episodes.action_goals import send_goal
-from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
+from wmpo_common.confined_paths import PathOutsideRoots, confined_path
+from wmpo_common.ros.action_goals import send_goal
 from wmpo_interfaces.action import TrainWMPO
 from wmpo_interfaces.srv import Imagine
 from wmpo_trainer.graph_collector import done_within

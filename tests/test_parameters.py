@@ -1,4 +1,4 @@
-"""Checked node parameters (wmpo_episodes.parameters) on a real rclpy node."""
+"""Checked node parameters (wmpo_common.ros.parameters) on a real rclpy node."""
 
 import math
 import re
@@ -7,7 +7,7 @@ import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RosParameter
 
-from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, one_of, positive, vector
+from wmpo_common.ros.parameters import Parameter, declare_parameters, in_range, one_of, positive, vector
 
 SPECS = {
     "timeout": Parameter(5.0, "seconds", positive),

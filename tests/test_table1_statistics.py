@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wmpo_episodes.success_rate import fisher_exact_p, wilson_interval
+from wmpo_common.success_rate import fisher_exact_p, wilson_interval
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "table1.py"
 

@@ -11,7 +11,7 @@ from test_world_model import tiny_pipeline
 
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.runner import GraphProcesses
-from wmpo_episodes.action_goals import send_goal
+from wmpo_common.ros.action_goals import send_goal
 from wmpo_episodes.dataset import write_dataset
 from wmpo_interfaces.action import TrainWMPO
 from wmpo_trainer.loop import PHASES

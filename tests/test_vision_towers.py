@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from wmpo_common.actions import ActionStats
 from wmpo_policy.vla.action_tokens import N_BINS
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_policy.vla.tokenization import build_tokenizer
 from wmpo_policy.vla.vision_towers import VISION_TOWERS, build_vision_tower, lite0_weights_file

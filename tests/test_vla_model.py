@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from wmpo_common.actions import ActionStats
 from wmpo_policy.vla.action_tokens import (
     BIN_WIDTH,
     N_BINS,
@@ -16,7 +17,6 @@ from wmpo_policy.vla.action_tokens import (
 )
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.policy import CheckpointError, VLAPolicy
 from wmpo_policy.vla.tokenization import build_tokenizer, prompt
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from wmpo_common.actions import ActionStats
 from wmpo_episodes.dataset import write_dataset
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_worldmodel.models import ActionConditionedUNet
 from wmpo_worldmodel.pipeline import WorldModelError, WorldModelPipeline
 from wmpo_worldmodel.schedulers import SAMPLERS, noise_context, training_scheduler

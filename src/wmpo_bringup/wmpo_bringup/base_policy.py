@@ -98,8 +98,8 @@ def run_base_policy(jobs: list[tuple[str, BasePolicyJob]]) -> dict:
     import json
     import time
 
-    from wmpo_episodes.atomic_json import write_json
-    from wmpo_episodes.ranges import parse_range
+    from wmpo_common.atomic_json import write_json
+    from wmpo_common.ranges import parse_range
     from wmpo_robot_io.sim.tasks import TASKS
 
     report_file = Path(jobs[0][1].output) / "report.json"

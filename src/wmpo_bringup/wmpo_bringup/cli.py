@@ -18,7 +18,7 @@ from wmpo_bringup.config_cli import JOBS, ConfigError, parse_config
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
 from wmpo_bringup.sim_episodes import policy_server_device, run_sim_episodes
-from wmpo_episodes.ranges import parse_range
+from wmpo_common.ranges import parse_range
 from wmpo_robot_io.sim.tasks import TASKS
 
 Task = Literal[tuple(TASKS)]
@@ -265,8 +265,8 @@ class InitVLAConfig:
 def cmd_init_vla(config: InitVLAConfig) -> int:
     import numpy as np
 
+    from wmpo_common.actions import ActionStats
     from wmpo_episodes.dataset import EpisodeDataset
-    from wmpo_policy.vla.normalization import ActionStats
     from wmpo_policy.vla.policy import VLAPolicy
 
     data = EpisodeDataset(Path(config.dataset))

@@ -7,7 +7,7 @@ from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
-from wmpo_episodes.action_goals import send_goal
+from wmpo_common.ros.action_goals import send_goal
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
 from wmpo_interfaces.srv import GetActionChunk, ResetEpisode, StartRecording

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from wmpo_bringup.environment import node_environment, private_domain_id
-from wmpo_episodes.atomic_json import write_json
-from wmpo_episodes.success_rate import wilson_interval
+from wmpo_common.atomic_json import write_json
+from wmpo_common.success_rate import wilson_interval
 
 
 def run_sim_episodes(

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from rosbags.highlevel import AnyReader
 
+from wmpo_common.image_messages import ImageError, from_image_msg
 from wmpo_episodes.dataset import DatasetError, EpisodeRecord, write_dataset
 from wmpo_episodes.episodes import list_episodes
-from wmpo_episodes.image_messages import ImageError, from_image_msg
 from wmpo_episodes.typestore import episode_typestore
 
 

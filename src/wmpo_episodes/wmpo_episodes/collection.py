@@ -9,7 +9,7 @@ group is G alike goals); each finished episode serves one goal.
 import json
 from pathlib import Path
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 
 COLLECTION_FILE = "collection.json"  # what the folder's collection is: resumed only by the same one
 GOAL_DEFAULTS = {"seed": -1, "init_state_id": -1, "max_steps": 0, "instruction": ""}

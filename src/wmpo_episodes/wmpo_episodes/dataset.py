@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wmpo_episodes.atomic_folder import fsync_tree
-from wmpo_episodes.atomic_json import fsync_path, write_json
+from wmpo_common.atomic_folder import fsync_tree
+from wmpo_common.atomic_json import fsync_path, write_json
 
 
 class DatasetError(ValueError):

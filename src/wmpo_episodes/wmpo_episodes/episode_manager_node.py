@@ -42,10 +42,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
 from std_msgs.msg import String
 
-from wmpo_episodes.action_goals import OneGoalAtATime
-from wmpo_episodes.deadlines import Deadlines
-from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import (
+from wmpo_common.actions import ACTION_DIM
+from wmpo_common.ros.action_goals import OneGoalAtATime
+from wmpo_common.ros.deadlines import Deadlines
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import (
     Parameter,
     at_least,
     declare_parameters,
@@ -60,7 +61,6 @@ from wmpo_interfaces.action import ExecuteChunk, RunEpisode
 from wmpo_interfaces.msg import EpisodeSummary
 from wmpo_interfaces.srv import GetActionChunk, LabelEpisode, ResetEpisode, StartRecording, StopRecording
 
-ACTION_DIM = 7  # OSC_POSE deltas + gripper (see ActionChunk.msg)
 RECORD_MODES = (RunEpisode.Goal.RECORD_ALL, RunEpisode.Goal.RECORD_FAILURES, RunEpisode.Goal.RECORD_NONE)
 PARAMETERS = {  # every one run-time (read at each use) except snapshot_service
     "record_mode": Parameter("all", "default record mode: all | failures | none", one_of(*RECORD_MODES)),

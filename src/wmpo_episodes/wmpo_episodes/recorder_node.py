@@ -27,12 +27,12 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import Parameter, declare_parameters, in_range, one_of, positive
+from wmpo_common.stamps import BadStamp, stamp_ns
 from wmpo_episodes.bag_writer import BAG_ERRORS, EpisodeBagWriter
 from wmpo_episodes.layout import RECORDED_TOPICS, STORAGE_PLUGINS
-from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, one_of, positive
 from wmpo_episodes.recovery import recover_incoming
-from wmpo_episodes.stamps import BadStamp, stamp_ns
 from wmpo_episodes.summary import TIME_FIELDS, summary_to_dict
 from wmpo_interfaces.msg import EpisodeSummary
 from wmpo_interfaces.srv import StartRecording, StopRecording

@@ -1,1 +1,1 @@
-"""The VLA policy (model, tokenizer, normalisation, BC training), the policy server and its backends."""
+"""The VLA policy (model, tokenizer, BC training), the policy server and its backends."""

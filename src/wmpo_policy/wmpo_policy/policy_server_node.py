@@ -37,10 +37,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from wmpo_episodes.deadlines import Deadlines
-from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_empty, non_negative, positive
-from wmpo_episodes.stamps import BadStamp, stamp_ns
+from wmpo_common.ros.deadlines import Deadlines
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import Parameter, declare_parameters, in_range, non_empty, non_negative, positive
+from wmpo_common.stamps import BadStamp, stamp_ns
 from wmpo_interfaces.msg import ActionChunk, TaskState
 from wmpo_interfaces.srv import GetActionChunk
 from wmpo_policy.backends import scripted_expert, vla_backend  # noqa: F401  (register the backends)

@@ -24,12 +24,12 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.actions import ActionStats
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.action_tokens import actions_to_bins
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_policy.vla.tokenization import build_tokenizer
 

@@ -18,14 +18,12 @@ import time
 from dataclasses import replace
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Path
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter as RosParameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -35,8 +33,9 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
 
-from wmpo_episodes.parameters import Parameter, declare_parameters, in_range, non_negative, one_of, positive, vector
-from wmpo_episodes.stamps import BadStamp, stamp_ns
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import Parameter, declare_parameters, in_range, non_negative, one_of, positive, vector
+from wmpo_common.stamps import BadStamp, stamp_ns
 from wmpo_interfaces.action import ExecuteChunk
 from wmpo_interfaces.msg import ArmAction, TaskState
 from wmpo_interfaces.srv import ResetEpisode
@@ -189,6 +188,11 @@ class ArmNode(Node):
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.safety_box_pub.publish(box_marker(limits, arm.frame_id))
         self.get_logger().info(f"{type(arm).__name__} ready; {describe(limits)}")
+
+    def release(self) -> None:
+        """Release the arm backend, once started."""
+        if self.arm is not None:
+            self.arm.close()
 
     def declare_limits(self, arm: Arm) -> SafetyLimits:
         """Declare the checked ``safety.*``; unset ones take the backend's defaults (never on hardware)."""
@@ -417,35 +421,24 @@ def declare_hardware_parameters(node: Node) -> None:
     declare_parameters(node, moveit, prefix="moveit.")
 
 
+def start_hardware_arm() -> ArmNode:
+    """The arm node on the hardware backend that its ``backend`` and ``moveit.*`` parameters name."""
+    node = ArmNode()
+    declare_hardware_parameters(node)
+    config = moveit_config(node)
+    arm = MoveItArm(config, MoveItPyClient(config))
+    try:
+        node.start(arm)
+    except BaseException:
+        arm.close()
+        raise
+    return node
+
+
 def main(args=None):
     """Hardware arms only; the simulated arm runs inside sim_node."""
-    rclpy.init(args=args)
-    try:
-        node = ArmNode()
-    except ValueError as error:  # a bad parameter value
-        rclpy.logging.get_logger("arm").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    executor = MultiThreadedExecutor(num_threads=4)
-    arm = None
-    try:
-        declare_hardware_parameters(node)
-        config = moveit_config(node)
-        arm = MoveItArm(config, MoveItPyClient(config))
-        node.start(arm)
-        executor.add_node(node)
-        executor.spin()
-    except (ValueError, SafetyConfigError, MoveItError) as error:
-        node.get_logger().fatal(str(error))
-        raise SystemExit(1) from None
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if arm is not None:
-            arm.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    fatal = (ValueError, SafetyConfigError, MoveItError)
+    spin_node(start_hardware_arm, "arm", args, num_threads=4, fatal=fatal, on_exit=ArmNode.release)
 
 
 if __name__ == "__main__":

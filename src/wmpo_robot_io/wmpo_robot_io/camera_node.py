@@ -12,13 +12,13 @@ checked at start-up and read-only (the device is opened once): restart the node 
 import threading
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
-from wmpo_episodes.parameters import Parameter, declare_parameters, non_empty, non_negative, positive
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import Parameter, declare_parameters, non_empty, non_negative, positive
 from wmpo_robot_io.cameras.bag_replay import BagReplayCamera
 from wmpo_robot_io.cameras.base import Camera, CameraError, Intrinsics
 from wmpo_robot_io.cameras.realsense import RealSenseCamera, RealSenseConfig
@@ -211,26 +211,15 @@ class CameraNode(Node):
             self._camera.disconnect()
 
 
+def start_camera() -> CameraNode:
+    """The camera node streaming from the source that its parameters name."""
+    node = CameraNode()
+    node.start(node.camera_from_parameters())
+    return node
+
+
 def main(args=None):
-    rclpy.init(args=args)
-    try:
-        node = CameraNode()
-    except ValueError as error:  # a bad parameter value
-        rclpy.logging.get_logger("camera").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    try:
-        node.start(node.camera_from_parameters())
-        rclpy.spin(node)
-    except CameraError as error:
-        node.get_logger().fatal(str(error))
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(start_camera, "camera", args, fatal=(ValueError, CameraError), on_exit=CameraNode.stop)
 
 
 if __name__ == "__main__":

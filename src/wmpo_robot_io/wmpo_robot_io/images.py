@@ -1,10 +1,10 @@
 """sensor_msgs/Image <-> numpy without cv_bridge (absent off-ROS). Images are (H, W, 3) uint8 RGB.
 
-Decoding is wmpo_episodes.image_messages' (the one validating decoder, also used on bags)."""
+Decoding is wmpo_common.image_messages' (the one validating decoder, also used on bags)."""
 
 import numpy as np
 
-from wmpo_episodes.image_messages import SUPPORTED_ENCODINGS, ImageError, from_image_msg
+from wmpo_common.image_messages import SUPPORTED_ENCODINGS, ImageError, from_image_msg
 
 __all__ = ["SUPPORTED_ENCODINGS", "ImageError", "from_image_msg", "to_image_msg"]
 

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ACTION_DIM = 7
-# (metres, radians) per unit of the translation and rotation action components: robosuite
-# OSC_POSE's output_max, which every arm backend and the scripted experts follow.
-ACTION_SCALE = (0.05, 0.5)
+from wmpo_common.actions import ACTION_DIM
+
 TOLERANCE = 1e-6  # relative: a step at exactly the limit (up to rounding) is not an intervention
 
 

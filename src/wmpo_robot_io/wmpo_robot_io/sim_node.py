@@ -7,11 +7,11 @@ parameters of the ``camera`` node (image size, camera name, render settings) and
 """
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from wmpo_episodes import parameters as checked
+from wmpo_common.actions import ACTION_DIM
+from wmpo_common.ros import parameters as checked
+from wmpo_common.ros.node_main import spin_node
 from wmpo_robot_io.arm_node import ArmNode, SafetyConfigError
 from wmpo_robot_io.arms.sim_arm import SimArm
 from wmpo_robot_io.camera_node import CameraNode, non_empty
@@ -38,23 +38,13 @@ ARM_PARAMETERS = {  # read-only: the world is built once, at start-up
 }
 
 
-def main(args=None):
-    rclpy.init(args=args)
-    try:
-        camera = CameraNode(
-            "camera", parameter_overrides=[Parameter("source", value="sim")], extra_parameters=CAMERA_PARAMETERS
-        )
-    except ValueError as error:  # a bad parameter value
-        rclpy.logging.get_logger("camera").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
-    try:
-        arm = ArmNode("arm")
-        checked.declare_parameters(arm, ARM_PARAMETERS)
-    except ValueError as error:  # a bad parameter value
-        rclpy.logging.get_logger("arm").fatal(str(error))
-        rclpy.try_shutdown()
-        raise SystemExit(1) from None
+def start_simulator() -> tuple[CameraNode, ArmNode]:
+    """The camera and arm nodes on one robosuite world, warmed up and streaming."""
+    camera = CameraNode(
+        "camera", parameter_overrides=[Parameter("source", value="sim")], extra_parameters=CAMERA_PARAMETERS
+    )
+    arm = ArmNode("arm")
+    checked.declare_parameters(arm, ARM_PARAMETERS)
     world = SimWorld(
         SimConfig(
             camera_name=camera.get_parameter("sim_camera").value,
@@ -63,30 +53,30 @@ def main(args=None):
             fast_render=camera.get_parameter("fast_render").value,
         )
     )
-    executor = MultiThreadedExecutor(num_threads=4)
     try:
         warmup_task = arm.get_parameter("warmup_task").value
         if warmup_task:  # before the camera listens: no frame of it is ever published
             world.reset(warmup_task, seed=0)
-            world.step(np.zeros(7))
+            world.step(np.zeros(ACTION_DIM))
             arm.get_logger().info(f"simulator warmed up on {warmup_task}")
-        camera.start(SimCamera(world))
         arm.start(SimArm(world))
-        executor.add_node(camera)
-        executor.add_node(arm)
-        executor.spin()
-    except SafetyConfigError as error:
-        arm.get_logger().fatal(str(error))
-        raise SystemExit(1) from None
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+        camera.start(SimCamera(world))
+    except BaseException:
         camera.stop()
         world.close()
-        executor.shutdown()
-        camera.destroy_node()
-        arm.destroy_node()
-        rclpy.try_shutdown()
+        raise
+    return camera, arm
+
+
+def stop_simulator(nodes: tuple[CameraNode, ArmNode]) -> None:
+    camera, arm = nodes
+    camera.stop()
+    arm.release()  # closes the world
+
+
+def main(args=None):
+    fatal = (ValueError, SafetyConfigError)
+    spin_node(start_simulator, "sim", args, num_threads=4, fatal=fatal, on_exit=stop_simulator)
 
 
 if __name__ == "__main__":

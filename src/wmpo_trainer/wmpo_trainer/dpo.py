@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.real_trajectories import recorded_trajectories

@@ -14,10 +14,10 @@ from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from wmpo_episodes.action_goals import send_goal
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
+from wmpo_common.ros.action_goals import send_goal
+from wmpo_common.success_rate import wilson_interval
 from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder, write_collected_dataset
-from wmpo_episodes.success_rate import wilson_interval
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
 

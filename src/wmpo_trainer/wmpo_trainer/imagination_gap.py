@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wmpo_common.success_rate import wilson_interval
 from wmpo_episodes.dataset import EpisodeDataset
-from wmpo_episodes.success_rate import wilson_interval
 
 log = logging.getLogger(__name__)
 DEFAULT_BOUND = 0.15  # |imagined - real| beyond this is a warning

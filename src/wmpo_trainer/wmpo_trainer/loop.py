@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wmpo_episodes.atomic_json import write_json
-from wmpo_episodes.ranges import parse_range
+from wmpo_common.atomic_json import write_json
+from wmpo_common.ranges import parse_range
 from wmpo_trainer import train_wmpo
 from wmpo_trainer.grpo import GRPOConfig
 from wmpo_worldmodel import train_reward, train_world_model

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.grpo import GRPOConfig, group_advantages, informative_groups

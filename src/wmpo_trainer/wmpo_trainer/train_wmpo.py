@@ -24,7 +24,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel

@@ -17,10 +17,10 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
-from wmpo_episodes.action_goals import OneGoalAtATime
-from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
-from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import Parameter, at_least, declare_parameters, positive
+from wmpo_common.confined_paths import PathOutsideRoots, confined_path
+from wmpo_common.ros.action_goals import OneGoalAtATime
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import Parameter, at_least, declare_parameters, positive
 from wmpo_interfaces.action import TrainWMPO
 
 PARAMETERS = {

@@ -19,7 +19,7 @@ from scipy.stats import mannwhitneyu
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.imagination import start_context
 from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames

@@ -21,7 +21,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
-from wmpo_policy.backends.base import CHUNK_HORIZON
+from wmpo_common.actions import CHUNK_HORIZON
 
 
 class ActionConditionedUNet(ModelMixin, ConfigMixin):

@@ -16,8 +16,8 @@ import torch
 from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from wmpo_episodes.atomic_folder import atomic_folder
-from wmpo_policy.vla.normalization import ActionStats
+from wmpo_common.actions import ActionStats
+from wmpo_common.atomic_folder import atomic_folder
 from wmpo_worldmodel.data import resize_frames
 from wmpo_worldmodel.models import ActionConditionedUNet
 from wmpo_worldmodel.schedulers import make_sampler

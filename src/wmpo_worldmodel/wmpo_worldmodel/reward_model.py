@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
-from wmpo_episodes.atomic_folder import atomic_folder
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_folder import atomic_folder
+from wmpo_common.atomic_json import write_json
 from wmpo_worldmodel.data import resize_frames
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

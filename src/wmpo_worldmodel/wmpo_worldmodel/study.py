@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.bag_conversion import build_dataset
 from wmpo_episodes.dataset import EpisodeDataset, write_subset
 from wmpo_worldmodel import train_reward, train_world_model

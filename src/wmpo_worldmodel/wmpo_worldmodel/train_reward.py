@@ -19,7 +19,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.reward_model import VideoRewardModel
 

@@ -19,7 +19,7 @@ from diffusers import AutoencoderKL
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_folder import atomic_folder
+from wmpo_common.atomic_folder import atomic_folder
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.data import resize_frames
 

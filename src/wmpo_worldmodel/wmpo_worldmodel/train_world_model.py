@@ -26,9 +26,8 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wmpo_episodes.atomic_json import write_json
-from wmpo_policy.backends.base import CHUNK_HORIZON
-from wmpo_policy.vla.normalization import ActionStats
+from wmpo_common.actions import CHUNK_HORIZON, ActionStats
+from wmpo_common.atomic_json import write_json
 from wmpo_worldmodel.data import WindowSampler
 from wmpo_worldmodel.models import ActionConditionedUNet
 from wmpo_worldmodel.pipeline import WorldModelPipeline

@@ -22,9 +22,9 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from wmpo_episodes.confined_paths import PathOutsideRoots, confined_path
-from wmpo_episodes.node_main import spin_node
-from wmpo_episodes.parameters import Parameter, declare_parameters, non_empty, non_negative, one_of, positive
+from wmpo_common.confined_paths import PathOutsideRoots, confined_path
+from wmpo_common.ros.node_main import spin_node
+from wmpo_common.ros.parameters import Parameter, declare_parameters, non_empty, non_negative, one_of, positive
 from wmpo_interfaces.srv import Imagine
 from wmpo_robot_io.images import ImageError, from_image_msg, to_image_msg
 from wmpo_worldmodel.schedulers import SAMPLERS

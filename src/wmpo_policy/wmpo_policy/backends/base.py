@@ -5,9 +5,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CHUNK_HORIZON = 8  # K, actions per chunk (WMPO/OpenVLA-OFT)
-ACTION_DIM = 7  # D, OSC_POSE delta + gripper (see ActionChunk.msg)
-
 
 @dataclass
 class ObjectPose:

@@ -9,15 +9,8 @@ import math
 
 import numpy as np
 
-from wmpo_policy.backends.base import (
-    ACTION_DIM,
-    CHUNK_HORIZON,
-    Observation,
-    PolicyBackend,
-    PrivilegedState,
-    register_backend,
-)
-from wmpo_robot_io.safety import ACTION_SCALE
+from wmpo_common.actions import ACTION_DIM, ACTION_SCALE, CHUNK_HORIZON
+from wmpo_policy.backends.base import Observation, PolicyBackend, PrivilegedState, register_backend
 
 TRANSLATION_SCALE, ROTATION_SCALE = ACTION_SCALE  # m and rad per unit action (robosuite OSC_POSE)
 TRACKING = 0.6  # fraction of a commanded delta the controller achieves in one step (planning model)

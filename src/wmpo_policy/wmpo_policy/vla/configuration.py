@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from wmpo_policy.backends.base import CHUNK_HORIZON
+from wmpo_common.actions import CHUNK_HORIZON
 from wmpo_policy.vla.action_tokens import N_BINS
 from wmpo_policy.vla.vision_towers import default_fields, tower_config
 

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedTokenizerFast
 
-from wmpo_episodes.atomic_folder import atomic_folder
+from wmpo_common.actions import ActionStats
+from wmpo_common.atomic_folder import atomic_folder
 from wmpo_policy.vla.action_tokens import N_BINS, bins_to_actions
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.instruction_encoder import InstructionEncoder
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.normalization import ActionStats
 from wmpo_policy.vla.tokenization import prompt
 
 STATS_FILE = "action_stats.json"

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wmpo_robot_io.safety import ACTION_SCALE, SafetyLimits
+from wmpo_common.actions import ACTION_SCALE
+from wmpo_robot_io.safety import SafetyLimits
 
 
 @dataclass

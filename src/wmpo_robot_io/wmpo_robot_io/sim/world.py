@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wmpo_robot_io.safety import ACTION_SCALE
+from wmpo_common.actions import ACTION_DIM, ACTION_SCALE
 from wmpo_robot_io.sim.tasks import TaskSpec, task_spec
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-ACTION_DIM = 7
 # Initial-state ids map to a reserved seed range, so "initial state 17" is the same state for
 # every user and every run, whatever seed the rest of the episode uses.
 INIT_STATE_SEED_BASE = 1_000_000

@@ -1,4 +1,5 @@
-"""Per-dimension action normalisation with the 1st/99th percentiles (q01/q99), as OpenVLA.
+"""Actions, defined once for every package: their size, the chunk horizon, the controller's scale,
+and their per-dimension normalisation with the 1st/99th percentiles (q01/q99), as OpenVLA.
 
 One ``ActionStats`` is computed from the training episodes, saved with every checkpoint
 (``action_stats.json``) and used identically by the policy, the world model and the trainer.
@@ -12,8 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from wmpo_episodes.atomic_json import write_json
+from wmpo_common.atomic_json import write_json
 
+ACTION_DIM = 7  # D, OSC_POSE deltas [dx dy dz ax ay az] + gripper (see ActionChunk.msg)
+CHUNK_HORIZON = 8  # K, actions per chunk (WMPO/OpenVLA-OFT)
+# (metres, radians) per unit of the translation and rotation action components: robosuite
+# OSC_POSE's output_max, which every arm backend and the scripted experts follow.
+ACTION_SCALE = (0.05, 0.5)
 DEGENERATE_RANGE = 1e-6  # a dimension that never varies (e.g. rotation in Lift) maps to 0
 
 

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from wmpo_episodes.atomic_json import fsync_path
+from wmpo_common.atomic_json import fsync_path
 
 
 def fsync_tree(folder: Path) -> None:

@@ -12,7 +12,7 @@ PYTHON="${PYTHON:-python3.11}"
 BUILD="$ROOT/build"
 STAMPS="$VENV/.wmpo-stamps"
 PY_PACKAGES=(wmpo_common wmpo_robot_io wmpo_policy wmpo_worldmodel wmpo_trainer wmpo_episodes wmpo_bringup)
-APT_PACKAGES=(cmake g++ libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libusb-1.0-0)
+APT_PACKAGES=(cmake g++ libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libusb-1.0-0 chromium)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -21,7 +21,8 @@ inputs_hash() { cat "$@" | sha256sum | cut -d' ' -f1; }
 is_current() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
 mark_current() { mkdir -p "$STAMPS"; echo "$2" >"$STAMPS/$1"; }
 
-# 1. System packages (EGL/OSMesa for headless MuJoCo, libusb for pyrealsense2, a C++ toolchain).
+# 1. System packages (EGL/OSMesa for headless MuJoCo, libusb for pyrealsense2, a C++ toolchain,
+#    headless Chromium for the report page's test).
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

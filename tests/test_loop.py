@@ -86,6 +86,8 @@ def test_loop_runs_every_phase_and_resumes_after_a_kill(tmp_path, ros_domain):
     assert len(summary["rounds"]) == 1 and 0.0 <= summary["rounds"][0]["eval_success_rate"] <= 1.0
     assert (output / "current").resolve() == (output / "round_0" / "wmpo" / "checkpoints" / "iter_1").resolve()
     assert (output / "success.png").is_file() and "| round 0 |" in (output / "report.md").read_text()
+    page = (output / "report.html").read_text()  # the report page, its strips and curves beside it
+    assert 'src="round_0/strips.png"' in page and (output / "curves_grpo.png").is_file()
     threshold = json.loads((output / "round_0" / "threshold.json").read_text())
     assert threshold["calibration"] is None or len(threshold["calibration"]["scores"]) >= 4  # the P rollouts
     wmpo = json.loads((output / "round_0" / "wmpo.json").read_text())

@@ -411,6 +411,21 @@ def cmd_loop_demo(config) -> int:
     return 0
 
 
+@dataclass
+class ReportConfig:
+    """(Re)build a WMPO loop run's report page, RUN/report.html: success per round real and imagined,
+    the imagination gap, the imagined-vs-real strips and the training curves of its TensorBoard logs."""
+
+    run: Positional[str]  # the loop's output folder (summary.json, round_<r>/)
+
+
+def cmd_report(config: ReportConfig) -> int:
+    from wmpo_trainer.report_page import write_report_page
+
+    print(write_report_page(config.run))
+    return 0
+
+
 # -- the commands ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Command:
@@ -491,6 +506,11 @@ COMMANDS = {
         "the WMPO loop on the simulated arm: collect, align, reward, GRPO in imagination, evaluate, deploy",
         "wmpo_trainer.loop:LoopConfig",
         cmd_loop,
+    ),
+    "report": Command(
+        "a loop run's report page, RUN/report.html (success, gap, strips, curves)",
+        f"{__name__}:ReportConfig",
+        cmd_report,
     ),
 }
 

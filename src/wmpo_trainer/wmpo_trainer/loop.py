@@ -38,6 +38,7 @@ from wmpo_common.atomic_json import write_json
 from wmpo_common.ranges import parse_range
 from wmpo_trainer import train_wmpo
 from wmpo_trainer.grpo import GRPOConfig
+from wmpo_trainer.report_page import write_report_page
 from wmpo_worldmodel import train_reward, train_world_model
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None
     }
     write_json(output / "summary.json", summary)
     write_report(output, summary)
+    write_report_page(output)  # report.html: the report above, the strips and the training curves
     return summary
 
 

@@ -40,7 +40,7 @@ def test_executables_launch_files_params_and_interfaces_are_installed(install):
         assert (install / spec.package / "lib" / spec.package / spec.executable).is_file(), spec
     share = install / "wmpo_bringup" / "share" / "wmpo_bringup"
     assert {f"{m}.launch.py" for m in MODES} | {"wmpo.launch.py"} <= {p.name for p in (share / "launch").iterdir()}
-    assert (share / "rviz" / "wmpo.rviz").is_file()
+    assert (share / "rviz" / "wmpo.rviz").is_file() and (share / "foxglove" / "episode_layout.json").is_file()
     for mode in MODES:
         assert next((install / "wmpo_bringup").rglob(f"wmpo_bringup/params/{mode}.yaml"), None), mode
     assert (install / "wmpo_interfaces" / "share" / "wmpo_interfaces" / "action" / "RunEpisode.action").is_file()

@@ -52,6 +52,8 @@ def test_lift_episodes_with_the_scripted_expert_mostly_succeed_and_are_recorded(
         assert len(topics["/arm/joint_states"]) == s["num_steps"] + 1
         chunks = topics["/policy_server/action_chunk"]
         assert len(chunks) == s["num_chunks"] and chunks[0].policy_id == "scripted_expert/Lift"
+        assert len(topics["/policy_server/action_chunk_markers"]) == len(chunks)  # each chunk's path (Foxglove)
+        assert [m.ns for m in topics["/arm/safety_box"]] == ["safety_box"]  # latched at start-up, in every bag
         assert topics["/instruction"][0].data == "pick up the red cube"
         assert topics["/episode/summary"][0].outcome == s["outcome"]
         if s["outcome"] == "success":

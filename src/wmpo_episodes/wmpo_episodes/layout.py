@@ -17,6 +17,8 @@ RECORDED_TOPICS: dict[str, str] = {
     "/arm/executed_action": "wmpo_interfaces/msg/ArmAction",  # what the safety filter let through
     "/arm/task_success": "std_msgs/msg/Bool",
     "/policy_server/action_chunk": "wmpo_interfaces/msg/ActionChunk",  # carries the policy_id
+    "/policy_server/action_chunk_markers": "visualization_msgs/msg/MarkerArray",  # the chunk's path (rviz, Foxglove)
+    "/arm/safety_box": "visualization_msgs/msg/Marker",  # workspace box (latched; opens every bag)
     "/sim/task_state": "wmpo_interfaces/msg/TaskState",  # simulation only
     "/instruction": "std_msgs/msg/String",
     "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",  # safety interventions

@@ -5,7 +5,8 @@ Interfaces (node ``recorder``):
   service ~/stop   wmpo_interfaces/StopRecording   label it, move it to <output_dir>/<episode_id>
                                                    (or delete it when keep is false)
   pub     ~/recovered      std_msgs/String (transient local)  bags recovered at start-up
-  sub     every topic of wmpo_episodes.layout.RECORDED_TOPICS, raw CDR (no decode/re-encode)
+  sub     every topic of wmpo_episodes.layout.RECORDED_TOPICS, raw CDR (no decode/re-encode); the
+          latest latched safety box (CARRIED_TOPICS) opens every bag
 
 Crash safety: buffered messages are flushed every ``flush_period``; at start-up, bags left
 behind by a killed recorder are recovered and labelled ``incomplete``; on SIGINT/SIGTERM the open
@@ -53,7 +54,10 @@ PARAMETERS = {
     "drain_timeout": Parameter(1.0, "on stop, wait up to this long for the episode's last messages [s]", positive),
 }
 QUIET_PERIOD = 0.1  # s without any message: the episode's last messages have arrived
-LATCHED_TOPICS = {"/instruction"}
+LATCHED_TOPICS = {"/instruction", "/arm/safety_box"}
+# State published once and latched (the safety box at the arm's start-up): its latest message is
+# written at the start of every bag, so each episode bag shows it.
+CARRIED_TOPICS = {"/arm/safety_box"}
 STALL_TOPIC = "/arm/executed_action"
 
 
@@ -113,6 +117,7 @@ class Recorder(Node):
         self._bag: EpisodeBagWriter | None = None
         self._ended: EndedEarly | None = None  # the last recording, if the recorder closed it itself
         self._start_summary: dict = {}
+        self._carried: dict[str, bytes] = {}  # the latest message of each CARRIED_TOPICS topic
         self._last_activity = time.monotonic()
         self._last_message = time.monotonic()
         self._executed_in_bag = 0
@@ -145,6 +150,8 @@ class Recorder(Node):
         now = self.get_clock().now().nanoseconds
         self.received[topic] += 1
         with self._lock:
+            if topic in CARRIED_TOPICS:
+                self._carried[topic] = data
             if self._bag is None:
                 return
             try:
@@ -181,6 +188,13 @@ class Recorder(Node):
             self._start_summary = summary
             self._last_activity = time.monotonic()
             self._executed_in_bag = 0
+            for topic, data in self._carried.items():
+                try:
+                    self._bag.write(topic, self.get_clock().now().nanoseconds, data)
+                except BAG_ERRORS as error:
+                    self._end_early(f"writing {topic} failed: {error}")
+                    response.success, response.message = False, self._ended.reason
+                    return response
             response.success, response.bag_path = True, str(self._bag.staging_path)
         self.get_logger().info(f"recording {summary['episode_id']}")
         return response

@@ -11,7 +11,7 @@ VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3.11}"
 BUILD="$ROOT/build"
 STAMPS="$VENV/.wmpo-stamps"
-PY_PACKAGES=(wmpo_common wmpo_robot_io wmpo_policy wmpo_worldmodel wmpo_trainer wmpo_episodes wmpo_bringup)
+PY_PACKAGES=(wmpo_common wmpo_robot_io wmpo_policy wmpo_worldmodel wmpo_trainer wmpo_episodes wmpo_jobs wmpo_bringup)
 APT_PACKAGES=(cmake g++ libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 libusb-1.0-0 chromium)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }

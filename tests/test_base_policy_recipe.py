@@ -3,7 +3,7 @@
 import pytest
 
 from wmpo_bringup import cli
-from wmpo_bringup.base_policy import RECIPES
+from wmpo_jobs.base_policy import RECIPES
 
 
 def test_the_embedded_recipe_covers_every_task_and_options_override_it():

@@ -101,6 +101,23 @@ def test_package_xml_declares_every_ros_package_it_imports_and_launches(package)
     assert not missing, f"src/{package}/package.xml does not declare {missing}"
 
 
+def test_the_packages_depend_on_each_other_without_a_cycle():
+    """colcon orders the packages by their package.xml: wmpo_common at the bottom, wmpo_bringup
+    (the graphs, their launch files and the wmpo CLI) on top, wmpo_jobs below it (it runs the
+    trainer node that bringup launches; jobs needing a sim graph take bringup's runner as an argument)."""
+    ours = {p.parent.name for p in (ROOT / "src").glob("*/package.xml")}
+    depends = {package: declared_dependencies(package) & ours for package in ours}
+    order = []
+    while depends:
+        ready = sorted(p for p, needs in depends.items() if needs <= set(order))
+        assert ready, f"a dependency cycle among {sorted(depends)}: {depends}"
+        order += ready
+        for package in ready:
+            del depends[package]
+    assert order.index("wmpo_common") < order.index("wmpo_episodes") < order.index("wmpo_jobs")
+    assert order.index("wmpo_jobs") < order.index("wmpo_bringup") == len(order) - 1
+
+
 def test_dockerfiles_pass_hadolint():
     hadolint = shutil.which("hadolint") or str(Path(__import__("sys").prefix) / "bin" / "hadolint")
     dockerfiles = sorted(str(p) for p in (ROOT / "docker").glob("*.Dockerfile"))

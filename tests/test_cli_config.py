@@ -15,9 +15,9 @@ import yaml
 from tyro.conf import Positional
 
 from wmpo_bringup import cli
-from wmpo_bringup.base_policy import RECIPES, BasePolicyJob
 from wmpo_bringup.config_cli import _suppressed, from_mapping, load_config
-from wmpo_bringup.loop_demo import DEFAULT_CONFIG, LoopDemoConfig
+from wmpo_jobs.base_policy import RECIPES, BasePolicyJob
+from wmpo_jobs.loop_demo import DEFAULT_CONFIG, LoopDemoConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 _POSITIONAL = typing.get_args(Positional[int])[1:]
@@ -178,9 +178,9 @@ def test_required_fields_come_from_the_file_or_the_command_line(tmp_path, capsys
 
 
 def test_the_rl_learning_rate_and_mini_batch_are_the_measured_ones_everywhere():
+    from wmpo_jobs.loop import LoopConfig
     from wmpo_trainer.dpo import DPOConfig
     from wmpo_trainer.grpo import GRPOConfig
-    from wmpo_trainer.loop import LoopConfig
 
     assert GRPOConfig().learning_rate == DPOConfig.learning_rate == 5e-5  # Table 1's (README)
     assert GRPOConfig().mini_batch == 32

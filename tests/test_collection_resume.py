@@ -84,14 +84,15 @@ def fake_sim_graph(monkeypatch, ros_domain):
 
 
 def test_sim_collection_resumed_after_a_kill_runs_only_the_missing_goals(fake_sim_graph, tmp_path):
-    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_bringup.sim_episodes import run_sim_episodes
+    from wmpo_jobs.collector import SimCollector
 
     output = tmp_path / "iter_1"
     fake_sim_graph["kill_after"] = 3  # the second group is half done
     with pytest.raises(Killed):
-        SimCollector()(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
+        SimCollector(run_sim_episodes)(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
     fake_sim_graph.update(ran=[], kill_after=None)
-    report = SimCollector()(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
+    report = SimCollector(run_sim_episodes)(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
     assert fake_sim_graph["ran"] == GOALS[3:]
     assert report["episodes"] == 4 and json.loads((output / "summary.json").read_text())["episodes"] == 4
     records = EpisodeDataset(report["dataset"]).records
@@ -100,23 +101,24 @@ def test_sim_collection_resumed_after_a_kill_runs_only_the_missing_goals(fake_si
 
 
 def test_sim_collection_refuses_to_resume_another_collections_folder(fake_sim_graph, tmp_path):
-    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_bringup.sim_episodes import run_sim_episodes
+    from wmpo_jobs.collector import SimCollector
 
     output = tmp_path / "eval"
     fake_sim_graph["kill_after"] = 1
     with pytest.raises(Killed):
-        SimCollector()(TASK, str(tmp_path / "policy_a"), GOALS, output, 0.0)
+        SimCollector(run_sim_episodes)(TASK, str(tmp_path / "policy_a"), GOALS, output, 0.0)
     fake_sim_graph.update(ran=[], kill_after=None)
     with pytest.raises(SystemExit):
-        SimCollector()(TASK, str(tmp_path / "policy_b"), GOALS, output, 0.0)
+        SimCollector(run_sim_episodes)(TASK, str(tmp_path / "policy_b"), GOALS, output, 0.0)
     assert fake_sim_graph["ran"] == []  # policy_b's episodes would have been mixed with policy_a's
 
 
 def test_graph_collection_resumed_after_a_cancel_runs_only_the_missing_goals(rclpy_context, tmp_path, monkeypatch):
     from rclpy.node import Node
 
-    import wmpo_trainer.graph_collector as graph_collector
-    from wmpo_trainer.graph_collector import CollectionError, GraphCollector
+    import wmpo_jobs.graph_collector as graph_collector
+    from wmpo_jobs.graph_collector import CollectionError, GraphCollector
 
     sent = []
 
@@ -200,3 +202,15 @@ def test_online_grpo_refuses_a_collection_with_more_episodes_of_a_start_state_th
     )
     with pytest.raises(ValueError, match="start state 5000: 4 episodes, G = 2"):
         train(config, duplicated)
+
+
+def test_both_collectors_implement_the_one_collector_protocol():
+    """SimCollector and GraphCollector take the same call and return the one report type."""
+    import inspect
+
+    from wmpo_jobs.collector import Collector, SimCollector
+    from wmpo_jobs.graph_collector import GraphCollector
+
+    protocol = inspect.signature(Collector.__call__)
+    for collector in (SimCollector, GraphCollector):
+        assert inspect.signature(collector.__call__) == protocol, collector.__name__

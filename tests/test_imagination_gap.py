@@ -1,11 +1,11 @@
-"""The imagination gap (wmpo_trainer.imagination_gap): rates, intervals and the loud warning."""
+"""The imagination gap (wmpo_jobs.imagination_gap): rates, intervals and the loud warning."""
 
 import logging
 
 import numpy as np
 import pytest
 
-from wmpo_trainer.imagination_gap import gap_from_counts
+from wmpo_jobs.imagination_gap import gap_from_counts
 
 
 def test_an_optimistic_imagination_beyond_the_bound_warns(caplog):

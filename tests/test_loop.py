@@ -14,7 +14,7 @@ from test_vla_model import small_policy
 from test_world_model import tiny_pipeline
 
 from wmpo_episodes.dataset import write_dataset
-from wmpo_trainer.loop import PHASES
+from wmpo_jobs.loop import PHASES
 
 pytestmark = pytest.mark.graph
 

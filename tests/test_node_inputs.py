@@ -17,7 +17,7 @@ from wmpo_common.confined_paths import PathOutsideRoots, confined_path
 from wmpo_common.ros.action_goals import send_goal
 from wmpo_interfaces.action import TrainWMPO
 from wmpo_interfaces.srv import Imagine
-from wmpo_trainer.graph_collector import done_within
+from wmpo_jobs.graph_collector import done_within
 
 
 def test_paths_are_confined_after_resolving_dots_and_symlinks(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def result_of(future, timeout: float = 60.0):
 
 
 def test_trainer_refuses_goal_paths_outside_its_data_root_with_the_reason(rclpy_context, tmp_path):
-    from wmpo_trainer.trainer_node import TrainerNode
+    from wmpo_jobs.trainer_node import TrainerNode
 
     root = tmp_path / "runs"
     root.mkdir()
@@ -88,7 +88,7 @@ def test_trainer_refuses_goal_paths_outside_its_data_root_with_the_reason(rclpy_
 
 
 def test_trainer_parameters_are_checked_and_data_root_is_read_only(rclpy_context, tmp_path):
-    from wmpo_trainer.trainer_node import TrainerNode
+    from wmpo_jobs.trainer_node import TrainerNode
 
     with pytest.raises(ValueError, match="group_size must be >= 2"):
         TrainerNode(context=rclpy_context, parameter_overrides=overrides({"group_size": 1}))

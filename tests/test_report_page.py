@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from wmpo_trainer.imagination_gap import gap_from_counts
-from wmpo_trainer.loop import write_report
+from wmpo_jobs.imagination_gap import gap_from_counts
+from wmpo_jobs.loop import write_report
 from wmpo_worldmodel.fidelity import write_strips
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,22 +1,12 @@
 """Table 1's statistics against hand-computed values: pooled counts over seeds, Wilson intervals,
-Fisher exact p of WMPO against each method."""
+Fisher exact p of WMPO against each method; its command line is its config dataclass."""
 
-import importlib.util
 from math import comb
-from pathlib import Path
 
 import pytest
 
 from wmpo_common.success_rate import fisher_exact_p, wilson_interval
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "table1.py"
-
-
-def table1():
-    spec = importlib.util.spec_from_file_location("table1_bench", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from wmpo_jobs import table1
 
 
 def test_fisher_exact_p_matches_the_hypergeometric_sum():
@@ -27,18 +17,41 @@ def test_fisher_exact_p_matches_the_hypergeometric_sum():
 
 
 def test_cells_pool_over_seeds_and_wmpo_is_tested_against_each_method():
-    bench = table1()
     table = {
         "Lift": {
             "base": [{"successes": 20, "episodes": 100}, {"successes": 20, "episodes": 100}],
             "WMPO": [{"successes": 35, "episodes": 100}, {"successes": 45, "episodes": 100}],
         }
     }
-    rate, low, high, n = bench.pooled(table["Lift"]["WMPO"])
+    rate, low, high, n = table1.pooled(table["Lift"]["WMPO"])
     assert (rate, n) == (0.40, 200) and (low, high) == pytest.approx(wilson_interval(80, 200))
-    assert bench.wmpo_against(table["Lift"]) == {"base": pytest.approx(fisher_exact_p(80, 200, 40, 200))}
-    lines = bench.table_lines(table, budget=32)
+    assert table1.wmpo_against(table["Lift"]) == {"base": pytest.approx(fisher_exact_p(80, 200, 40, 200))}
+    lines = table1.table_lines(table, budget=32)
     assert (
         lines[2].startswith("| base | 0.20") and "seeds 0.20, 0.20" in lines[2] and "WMPO vs this p = 0.000" in lines[2]
     )
     assert "seeds 0.35, 0.45" in lines[3] and "p =" not in lines[3]
+
+
+def test_the_command_line_is_the_config_dataclass(tmp_path):
+    """bench/table1.py's options are Table1Config's fields (tyro); what it sets of the loop defaults to the loop's."""
+    from wmpo_bringup.config_cli import parse_config
+    from wmpo_jobs.loop import LoopConfig
+    from wmpo_trainer.grpo import GRPOConfig
+
+    config = parse_config(table1.Table1Config, [], "table1.py")
+    assert config == table1.Table1Config()
+    assert (config.align_steps, config.wmpo_iterations, config.grpo) == (
+        LoopConfig.align_steps,
+        LoopConfig.wmpo_iterations,
+        GRPOConfig(),
+    )
+    args = ["--tasks", "Lift", "--seeds", "0", "1", "--grpo.group-size", "4", "--methods", "WMPO", "online GRPO"]
+    config = parse_config(table1.Table1Config, args, "table1.py")
+    assert (config.tasks, config.seeds, config.grpo.group_size) == (["Lift"], [0, 1], 4)
+    assert config.methods == ["WMPO", "online GRPO"]
+    (tmp_path / "policy").mkdir()
+    checkpoint = f"Lift={tmp_path / 'policy'}"
+    assert table1.Table1Config(checkpoint=[checkpoint]).checkpoints() == {"Lift": str(tmp_path / "policy")}
+    with pytest.raises(ValueError, match="TASK=PATH"):
+        table1.Table1Config(checkpoint=["Lift"]).checkpoints()

@@ -14,7 +14,7 @@ from wmpo_bringup.runner import GraphProcesses
 from wmpo_common.ros.action_goals import send_goal
 from wmpo_episodes.dataset import write_dataset
 from wmpo_interfaces.action import TrainWMPO
-from wmpo_trainer.loop import PHASES
+from wmpo_jobs.loop import PHASES
 
 pytestmark = pytest.mark.graph
 TINY = {

@@ -14,11 +14,6 @@ setup(
     zip_safe=True,
     maintainer="wmpo_ros maintainers",
     maintainer_email="maintainers@wmpo-ros.dev",
-    description="GRPO in imagination, the DPO and online-GRPO baselines, the WMPO loop and the trainer node.",
+    description="GRPO in imagination (data parallel), the DPO and online-GRPO baselines, the greedy drift.",
     license="Apache-2.0",
-    entry_points={
-        "console_scripts": [
-            "trainer = wmpo_trainer.trainer_node:main",
-        ],
-    },
 )

@@ -14,11 +14,12 @@ from typing import Annotated, Literal
 
 from tyro.conf import Positional, create_mutex_group
 
-from wmpo_bringup.config_cli import JOBS, ConfigError, parse_config
+from wmpo_bringup.config_cli import ConfigError, from_mapping, parse_config, read_yaml
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
-from wmpo_bringup.sim_episodes import policy_server_device, run_sim_episodes
+from wmpo_bringup.sim_episodes import run_sim_episodes
 from wmpo_common.ranges import parse_range
+from wmpo_jobs import JOBS
 from wmpo_robot_io.sim.tasks import TASKS
 
 Task = Literal[tuple(TASKS)]
@@ -222,6 +223,7 @@ class EvalConfig:
 
 
 def cmd_eval(config: EvalConfig) -> int:
+    from wmpo_jobs.collector import vla_policy_server
     from wmpo_policy.vla.policy import VLAPolicy
 
     policy = VLAPolicy.from_pretrained(config.checkpoint)  # fail early, with a clear error
@@ -230,11 +232,8 @@ def cmd_eval(config: EvalConfig) -> int:
     overrides = {
         "camera": {"image_size": config.image_size},
         "policy_server": {
-            "backend": "vla",
-            "checkpoint": str(Path(config.checkpoint).resolve()),
-            "temperature": 0.0,
+            **vla_policy_server(config.checkpoint, 0.0, config.device),
             "temporal_ensembling": config.temporal_ensembling,
-            **policy_server_device(config.device),
         },
         "episode_manager": {"execute_steps": config.execute_steps},
     }
@@ -278,20 +277,28 @@ def cmd_init_vla(config: InitVLAConfig) -> int:
 
 
 def parse_base_policy(args: list[str], prog: str) -> list:
-    """wmpo base-policy builds one job per task: its recipe from --recipes under the command line."""
-    from wmpo_bringup.base_policy import BasePolicyJob, task_jobs
+    """wmpo base-policy builds one job per task, (task, its job): the job again over the task's
+    recipe from --recipes, so that the command line stays on top."""
+    from wmpo_jobs.base_policy import BasePolicyJob
 
     job = parse_config(BasePolicyJob, args, prog)
     try:
-        return task_jobs(job, lambda base: parse_config(BasePolicyJob, args, prog, base=base))
+        recipes = read_yaml(Path(job.recipes))
+        jobs = []
+        for task in job.tasks:
+            if task not in recipes:
+                raise ConfigError(f"{job.recipes} has no recipe for {task!r}; recipes: {', '.join(recipes)}")
+            base = from_mapping(BasePolicyJob, {"recipe": recipes[task] or {}}, where=f"{job.recipes}: {task}")
+            jobs.append((task, parse_config(BasePolicyJob, args, prog, base=base)))
+        return jobs
     except ConfigError as error:
         raise SystemExit(f"{prog}: {error}") from None
 
 
 def cmd_base_policy(jobs: list) -> int:
-    from wmpo_bringup.base_policy import run_base_policy
+    from wmpo_jobs.base_policy import run_base_policy
 
-    run_base_policy(jobs)
+    run_base_policy(jobs, run_sim_episodes)
     return 0
 
 
@@ -321,47 +328,17 @@ def cmd_train_reward(config) -> int:
 
 
 def cmd_wm_study(config) -> int:
-    from wmpo_worldmodel.study import run_study
+    from wmpo_jobs.study import run_study
 
     report = run_study(config)
     print((Path(config.output) / "report" / "report.md").read_text())
     return 0 if report else 1
 
 
-@dataclass
-class FidelityConfig:
-    """Trained world models on held-out real episodes: frame fidelity and outcome agreement."""
+def cmd_wm_fidelity(config) -> int:
+    from wmpo_jobs.wm_fidelity import run_wm_fidelity
 
-    world_model: list[str]  # NAME=CHECKPOINT, one or more (the report's rows)
-    held_out: str  # dataset folder of real episodes no model trained on
-    reward_model: str = ""  # VideoRewardModel folder that judges the imagined episodes (outcome agreement)
-    output: str = "runs/wm_fidelity"  # folder of report.md, report.json and the plots
-    episodes: int = 16  # held-out episodes, spread over the set (0 = all)
-    sampler_steps: int = 10  # denoising steps per imagined chunk
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
-
-
-def cmd_wm_fidelity(config: FidelityConfig) -> int:
-    import torch
-
-    from wmpo_episodes.dataset import EpisodeDataset
-    from wmpo_worldmodel.fidelity import write_report
-    from wmpo_worldmodel.pipeline import WorldModelPipeline
-    from wmpo_worldmodel.reward_model import VideoRewardModel
-
-    torch.set_num_threads(config.threads)
-    variants = {}
-    for item in config.world_model:
-        name, separator, path = item.partition("=")
-        if not separator or not name or not path:
-            raise SystemExit(f"--world-model takes NAME=CHECKPOINT, got {item!r}")
-        variants[name] = WorldModelPipeline.load(path, config.device)
-    reward = VideoRewardModel.from_pretrained(config.reward_model, config.device) if config.reward_model else None
-    held_out = EpisodeDataset(Path(config.held_out))
-    output = Path(config.output)
-    write_report(variants, held_out, output, reward, config.episodes, sampler_steps=config.sampler_steps)
-    print((output / "report.md").read_text())
+    print(run_wm_fidelity(config).read_text())
     return 0
 
 
@@ -381,29 +358,28 @@ def cmd_dpo(config) -> int:
 
 
 def cmd_online_grpo(config) -> int:
-    from wmpo_bringup.sim_episodes import SimCollector
+    from wmpo_jobs.collector import SimCollector
     from wmpo_trainer.online_grpo import train
 
-    print(f"online GRPO policy: {train(config, SimCollector(config.device))}")
+    print(f"online GRPO policy: {train(config, SimCollector(run_sim_episodes, config.device))}")
     return 0
 
 
 def cmd_loop(config) -> int:
-    from wmpo_bringup.sim_episodes import SimCollector
-    from wmpo_trainer.loop import run_loop
+    from wmpo_jobs.collector import SimCollector
+    from wmpo_jobs.loop import run_loop
 
-    summary = run_loop(
-        config, SimCollector(config.device), on_phase=lambda r, phase, _: print(f"round {r}: {phase} done")
-    )
+    collect = SimCollector(run_sim_episodes, config.device)
+    summary = run_loop(config, collect, on_phase=lambda r, phase, _: print(f"round {r}: {phase} done"))
     print((Path(config.output) / "report.md").read_text())
     return 0 if summary["rounds"] or config.rounds == 0 else 1
 
 
 def cmd_loop_demo(config) -> int:
-    from wmpo_bringup.loop_demo import run_loop_demo
+    from wmpo_jobs.loop_demo import run_loop_demo
 
     output = Path(config.output)
-    summary = run_loop_demo(config)
+    summary = run_loop_demo(config, run_sim_episodes)
     print((output / "loop" / "report.md").read_text())
     before = summary["base_success_rate"]
     after = summary["rounds"][-1]["eval_success_rate"] if summary["rounds"] else before
@@ -420,7 +396,7 @@ class ReportConfig:
 
 
 def cmd_report(config: ReportConfig) -> int:
-    from wmpo_trainer.report_page import write_report_page
+    from wmpo_jobs.report_page import write_report_page
 
     print(write_report_page(config.run))
     return 0
@@ -443,7 +419,7 @@ class Command:
 COMMANDS = {
     "loop-demo": Command(
         "the main job: the WMPO loop from nothing on the simulated Lift task (jobs/loop_demo.yaml)",
-        "wmpo_bringup.loop_demo:LoopDemoConfig",
+        "wmpo_jobs.loop_demo:LoopDemoConfig",
         cmd_loop_demo,
         default_file=JOBS / "loop_demo.yaml",
     ),
@@ -465,7 +441,7 @@ COMMANDS = {
     "train-bc": Command("behaviour cloning of the VLA on datasets", "wmpo_policy.train_bc:BCConfig", cmd_train_bc),
     "base-policy": Command(
         "expert demos -> dataset -> BC -> held-out evaluation, per task (resumable)",
-        "wmpo_bringup.base_policy:BasePolicyJob",
+        "wmpo_jobs.base_policy:BasePolicyJob",
         cmd_base_policy,
         parse=parse_base_policy,
     ),
@@ -485,12 +461,12 @@ COMMANDS = {
     ),
     "wm-study": Command(
         "world-model fidelity study (+/- alignment, +/- context noise)",
-        "wmpo_worldmodel.study:StudyConfig",
+        "wmpo_jobs.study:StudyConfig",
         cmd_wm_study,
     ),
     "wm-fidelity": Command(
         "trained world models on held-out real episodes: fidelity, outcome agreement",
-        f"{__name__}:FidelityConfig",
+        "wmpo_jobs.wm_fidelity:FidelityConfig",
         cmd_wm_fidelity,
     ),
     "train-wmpo": Command(
@@ -504,7 +480,7 @@ COMMANDS = {
     ),
     "loop": Command(
         "the WMPO loop on the simulated arm: collect, align, reward, GRPO in imagination, evaluate, deploy",
-        "wmpo_trainer.loop:LoopConfig",
+        "wmpo_jobs.loop:LoopConfig",
         cmd_loop,
     ),
     "report": Command(

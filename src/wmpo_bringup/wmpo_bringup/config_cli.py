@@ -9,7 +9,6 @@ import dataclasses
 import inspect
 import json
 import typing
-from importlib import resources
 from pathlib import Path
 
 import tyro
@@ -17,7 +16,6 @@ import yaml
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, PrimitiveTypeInfo
 
-JOBS = Path(str(resources.files("wmpo_bringup") / "jobs"))  # the jobs' embedded YAML files
 CONFIG_FLAG = "--config"
 CONFIG_HELP = (
     "--config FILE.yaml sets fields first (keys = field names, nested dataclasses as nested mappings); "
@@ -74,7 +72,7 @@ _SUPPRESS = typing.get_args(tyro.conf.Suppress[int])[1:]
 
 
 def _suppressed(hint) -> bool:
-    """A field a composite job fills in itself (wmpo_bringup.job_parts): not an option, nor a key."""
+    """A field a composite job fills in itself (wmpo_jobs.job_parts): not an option, nor a key."""
     return typing.get_origin(hint) is typing.Annotated and any(m in _SUPPRESS for m in hint.__metadata__)
 
 

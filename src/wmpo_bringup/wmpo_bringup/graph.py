@@ -56,7 +56,7 @@ GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     "imagine": (
         NodeSpec("wmpo_robot_io", "camera_node", ("camera",)),
         NodeSpec("wmpo_worldmodel", "world_model", ("world_model",)),
-        NodeSpec("wmpo_trainer", "trainer", ("trainer",)),
+        NodeSpec("wmpo_jobs", "trainer", ("trainer",)),
     ),
 }
 MODES = tuple(GRAPHS)

@@ -1,18 +1,15 @@
-"""Episodes on the simulated arm through the real sim graph: run a list of RunEpisode goals,
-report success with a 95% interval, and (``SimCollector``) hand the trainer labelled datasets.
-
-This is the ROS side of data collection; the trainer gets a plain callable, so its loop stays
-importable without rclpy.
+"""Episodes on the simulated arm through the real sim graph: start it, run a list of RunEpisode
+goals, report success with a 95% interval. ``run_sim_episodes`` is the ``EpisodeRunner`` that the
+jobs take (wmpo_jobs.collector: SimCollector, the base policy, the loop demo, Table 1).
 """
 
-import json
 import os
 import time
 from pathlib import Path
 
 from wmpo_bringup.environment import node_environment, private_domain_id
 from wmpo_common.atomic_json import write_json
-from wmpo_common.success_rate import wilson_interval
+from wmpo_jobs.collector import CollectionReport, collection_report
 
 
 def run_sim_episodes(
@@ -23,7 +20,7 @@ def run_sim_episodes(
     title: str,
     workers: int = 1,
     ray_address: str | None = None,
-) -> dict:
+) -> CollectionReport:
     """Start the sim graph, run one RunEpisode per goal (seed / init_state_id / max_steps /
     record_mode), print a table and write <output>/summary.json. Returns the summary.
 
@@ -127,7 +124,7 @@ def _run_in_parallel(task, goals, pending, slots, output, overrides, workers, ra
             raise SystemExit(1) from None
 
 
-def _report(task: str, results: list[dict], output: Path, title: str, elapsed: float, run: dict | None = None) -> dict:
+def _report(task: str, results: list[dict], output: Path, title: str, elapsed: float, run: dict) -> CollectionReport:
     """Print the table of ``results`` and write <output>/summary.json (``run``: how it ran, e.g. workers)."""
     from rich.console import Console
     from rich.table import Table
@@ -147,70 +144,14 @@ def _report(task: str, results: list[dict], output: Path, title: str, elapsed: f
             result["bag_path"] or "-",
         )
     console.print(table)
-    successes = sum(r["summary"]["outcome"] == "success" for r in results)
-    # Cut short by the graph (a node's timeout or crash), not by the policy: counted as failures,
-    # and reported so that an evaluation hit by them can be re-run.
-    incomplete = sum(r["summary"]["outcome"] == "incomplete" for r in results)
-    lengths = [r["summary"]["num_steps"] for r in results if r["summary"]["outcome"] == "success"]
-    low, high = wilson_interval(successes, len(results))
-    report = {
-        "task": task,
-        "episodes": len(results),
-        "successes": successes,
-        "incomplete": incomplete,
-        "success_rate": successes / max(1, len(results)),
-        "success_rate_95ci": [round(low, 4), round(high, 4)],
-        "mean_success_length": float(sum(lengths) / len(lengths)) if lengths else None,
-        "wall_time_s": round(elapsed, 1),
-        **(run or {}),
-        "results": results,
-    }
+    report = collection_report(task, results, wall_time_s=round(elapsed, 1), **run)
     write_json(output / "summary.json", report)
+    low, high = report["success_rate_95ci"]
+    incomplete = report["incomplete"]
     console.print(
-        f"{successes}/{len(results)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s"
+        f"{report['successes']}/{len(results)} succeeded (95% CI {low:.2f}-{high:.2f}) in {elapsed:.0f} s"
         + (f", [red]{incomplete} incomplete (counted as failures; see the logs)[/red]" if incomplete else "")
         + "; "
         f"bags in {output / 'episodes'}; summary in {output / 'summary.json'}"
     )
     return report
-
-
-def policy_server_device(device: str) -> dict:
-    """The policy server's parameter for a torch device: none for the CPU, its default (so that a
-    collection folder claimed before still matches its graph parameters)."""
-    return {} if device == "cpu" else {"device": device}
-
-
-class SimCollector:
-    """collect(task, checkpoint, goals, output, temperature) -> report (summary.json's content
-    plus "dataset": the converted dataset folder, one episode per goal). Runs the VLA checkpoint
-    in the sim graph (on ``device``); a collection killed part way resumes with the goals still to run.
-    ``workers`` / ``ray_address``: run_sim_episodes' (that many sim graphs at once, Ray actors)."""
-
-    def __init__(self, device: str = "cpu", workers: int = 1, ray_address: str | None = None):
-        self.device = device
-        self.workers = workers
-        self.ray_address = ray_address
-
-    def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
-        from wmpo_episodes.collection import write_collected_dataset
-
-        output = Path(output)
-        summary = output / "summary.json"
-        if summary.is_file() and json.loads(summary.read_text())["episodes"] == len(goals):
-            report = json.loads(summary.read_text())  # collected before a crash or a restart
-        else:
-            policy = {
-                "backend": "vla",
-                "checkpoint": str(Path(checkpoint).resolve()),
-                "temperature": temperature,
-                **policy_server_device(self.device),
-            }
-            title = f"{task}: {len(goals)} episodes with {checkpoint} at temperature {temperature}"
-            report = run_sim_episodes(
-                task, goals, output, {"policy_server": policy}, title, self.workers, self.ray_address
-            )
-        dataset = output / "dataset"
-        if not dataset.exists():
-            write_collected_dataset(report["results"], dataset)
-        return {**report, "dataset": str(dataset)}

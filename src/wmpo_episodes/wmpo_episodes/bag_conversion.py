@@ -103,8 +103,17 @@ def build_dataset(
     infos = [e for e in list_episodes(episodes_dir) if include_incomplete or e.outcome != "incomplete"]
     if not infos:
         raise DatasetError(f"no usable episode bags in {episodes_dir}")
+    return bags_to_dataset([(info.summary, info.path) for info in infos], output, image_size, progress)
+
+
+def bags_to_dataset(
+    bags: list[tuple[dict, Path]], output: Path, image_size: int | None = None, progress=None
+) -> list[EpisodeRecord]:
+    """The one way episode bags become a dataset: each (summary, bag path), in order, read and
+    aligned (``read_episode_arrays``) and written into ``output``. ``build_dataset`` (the labelled
+    bags of a folder) and the collectors (a collection's bags, one per goal) use it."""
     episodes = (
-        ({**info.summary, "bag": str(info.path)}, read_episode_arrays(info.path, image_size))
-        for info in (progress(infos) if progress else infos)
+        ({**summary, "bag": str(bag)}, read_episode_arrays(Path(bag), image_size))
+        for summary, bag in (progress(bags) if progress else bags)
     )
     return write_dataset(output, episodes)

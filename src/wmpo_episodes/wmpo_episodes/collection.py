@@ -61,11 +61,11 @@ def claim_folder(output: Path, spec: dict) -> None:
     write_json(record, spec)
 
 
-def write_collected_dataset(results: list[dict], dataset: Path):
-    """The dataset of a collection: one episode per result with a kept, complete bag."""
-    from wmpo_episodes.bag_conversion import read_episode_arrays
-    from wmpo_episodes.dataset import write_dataset
-
-    kept = [r for r in results if r["bag_path"] and r["summary"]["outcome"] != "incomplete"]
-    episodes = (({**r["summary"], "bag": r["bag_path"]}, read_episode_arrays(Path(r["bag_path"]))) for r in kept)
-    return write_dataset(dataset, episodes)
+def collected_bags(results: list[dict]) -> list[tuple[dict, Path]]:
+    """(summary, bag) of each result with a kept, complete bag, in goal order: what a collection's
+    dataset holds (wmpo_episodes.bag_conversion.bags_to_dataset)."""
+    return [
+        (r["summary"], Path(r["bag_path"]))
+        for r in results
+        if r["bag_path"] and r["summary"]["outcome"] != "incomplete"
+    ]

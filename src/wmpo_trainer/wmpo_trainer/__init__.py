@@ -1,1 +1,2 @@
-"""GRPO in imagination, baselines and the WMPO loop (filled by the WMPO issue)."""
+"""Training by RL: GRPO in imagination (data parallel), the DPO and online-GRPO baselines, the
+greedy drift. The loop that runs them each round is wmpo_jobs.loop."""

@@ -4,7 +4,7 @@ Each iteration collects ``groups_per_iteration`` groups of G episodes, a group p
 (initial-state id), with the current policy at the RL temperature; rewards are the simulator's
 success labels. The real-episode budget P = iterations * groups_per_iteration * G is spent in
 the simulator, which is what WMPO saves. The collector is a callable (the sim graph through
-ROS in practice: wmpo_bringup.sim_episodes.SimCollector), so this module needs no ROS.
+ROS in practice: wmpo_jobs.collector.SimCollector), so this module needs no ROS.
 """
 
 from dataclasses import asdict, dataclass, field

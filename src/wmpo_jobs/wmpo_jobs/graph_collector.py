@@ -1,6 +1,7 @@
 """Collect real episodes through a running graph (sim or robot) from inside a node: deploy the
 checkpoint on the policy server (a parameter change), run RunEpisode goals on the episode
-manager, and convert the kept bags into a dataset. Same call as SimCollector, for the loop.
+manager, and convert the kept bags into a dataset. A ``wmpo_jobs.collector.Collector``, as
+SimCollector is: the trainer node runs the loop with it.
 
 Resumable: each result is added to <output>/results.json as it arrives, so a collection canceled
 or killed part way runs only the goals still without a finished episode when it is called again.
@@ -16,10 +17,10 @@ from rclpy.parameter_client import AsyncParameterClient
 
 from wmpo_common.atomic_json import write_json
 from wmpo_common.ros.action_goals import send_goal
-from wmpo_common.success_rate import wilson_interval
-from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder, write_collected_dataset
+from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
+from wmpo_jobs.collector import SUMMARY_FILE, CollectionReport, collection_report, finished_collection, with_dataset
 
 
 class CollectionError(RuntimeError):
@@ -65,14 +66,14 @@ class GraphCollector:
             if not answer.results[0].successful:
                 raise CollectionError(f"policy_server refused {parameter.name}: {answer.results[0].reason}")
 
-    def __call__(self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float) -> dict:
+    def __call__(
+        self, task: str, checkpoint: str, goals: list[dict], output: Path, temperature: float
+    ) -> CollectionReport:
         """Run the goals (resuming: only those without a finished episode in <output>/results.json)
         and convert their bags; returns the report, with "dataset": one episode per goal."""
         output = Path(output)
-        summary_file = output / "summary.json"
-        if summary_file.is_file() and json.loads(summary_file.read_text())["episodes"] == len(goals):
-            report = json.loads(summary_file.read_text())
-        else:
+        report = finished_collection(output, goals)
+        if report is None:
             spec = {"task": task, "checkpoint": str(Path(checkpoint).resolve()), "temperature": float(temperature)}
             try:
                 claim_folder(output, spec)
@@ -93,21 +94,9 @@ class GraphCollector:
                 slots[i] = self._run(task, goal)
                 finished.append(slots[i])
                 write_json(progress, finished)
-            successes = sum(r["summary"]["outcome"] == "success" for r in slots)
-            low, high = wilson_interval(successes, len(slots))
-            report = {
-                "task": task,
-                "episodes": len(slots),
-                "successes": successes,
-                "success_rate": successes / max(1, len(slots)),
-                "success_rate_95ci": [round(low, 4), round(high, 4)],
-                "results": slots,
-            }
-            write_json(summary_file, report)
-        dataset = output / "dataset"
-        if not dataset.exists():
-            write_collected_dataset(report["results"], dataset)
-        return {**report, "dataset": str(dataset)}
+            report = collection_report(task, slots)
+            write_json(output / SUMMARY_FILE, report)
+        return with_dataset(report, output)
 
     def _run(self, task: str, goal: dict) -> dict:
         """One RunEpisode goal -> its result {"summary", "bag_path"}."""

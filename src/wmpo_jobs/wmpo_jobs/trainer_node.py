@@ -69,9 +69,9 @@ class TrainerNode(Node):
         return GoalResponse.ACCEPT
 
     def _train(self, goal_handle):
-        from wmpo_trainer.graph_collector import GraphCollector
+        from wmpo_jobs.graph_collector import GraphCollector
+        from wmpo_jobs.loop import LoopConfig, run_loop
         from wmpo_trainer.grpo import GRPOConfig
-        from wmpo_trainer.loop import LoopConfig, run_loop
 
         result = TrainWMPO.Result()
         if not self.one_goal.owns(goal_handle):  # accepted beside another goal; that one runs

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from tyro.conf import Suppress
 
+from wmpo_jobs.loop import LoopConfig
 from wmpo_policy.train_bc import BCConfig
-from wmpo_trainer.loop import LoopConfig
 from wmpo_worldmodel.train_world_model import WMConfig
 
 

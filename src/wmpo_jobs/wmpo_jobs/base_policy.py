@@ -1,13 +1,14 @@
 """A base policy from nothing: scripted-expert demonstrations through the sim graph -> dataset ->
-behaviour cloning. Every step is skipped when its output is complete, so a re-run resumes."""
+behaviour cloning. Every step is skipped when its output is complete, so a re-run resumes. The
+sim graph's episodes are run by the ``EpisodeRunner`` the caller passes (wmpo_jobs.collector)."""
 
 import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from wmpo_bringup.config_cli import JOBS
-from wmpo_bringup.job_parts import BCPart
-from wmpo_bringup.sim_episodes import policy_server_device, run_sim_episodes
+from wmpo_jobs import JOBS
+from wmpo_jobs.collector import EpisodeRunner, vla_policy_server
+from wmpo_jobs.job_parts import BCPart
 
 RECIPES = JOBS / "base_policy.yaml"
 
@@ -25,7 +26,7 @@ class BasePolicyConfig:
     bc: BCPart = field(default_factory=lambda: BCPart(steps=5000, batch_size=32, text_layers=2))
 
 
-def expert_dataset(task: str, folder: Path, recipe: BasePolicyConfig) -> tuple[Path, dict]:
+def expert_dataset(task: str, folder: Path, recipe: BasePolicyConfig, run_episodes: EpisodeRunner) -> tuple[Path, dict]:
     """Record the demonstrations that are not on disk yet (a killed run resumes at the next seed)
     and convert them once; returns (dataset folder, {"episodes", "successes"} of the demos)."""
     from wmpo_episodes.bag_conversion import build_dataset
@@ -38,7 +39,7 @@ def expert_dataset(task: str, folder: Path, recipe: BasePolicyConfig) -> tuple[P
     missing = [seed for seed in seeds if seed not in recorded]
     if missing:
         goals = [{"seed": seed, "max_steps": recipe.demo_max_steps, "record_mode": "all"} for seed in missing]
-        run_sim_episodes(task, goals, folder / "demos", {}, f"{task}: {len(goals)} expert demos")
+        run_episodes(task, goals, folder / "demos", {}, f"{task}: {len(goals)} expert demos")
     demos = [e for e in list_episodes(bags) if e.outcome != "incomplete" and e.summary["seed"] in seeds]
     data = folder / "data"
     if not (data / "episodes.json").is_file() or len(EpisodeDataset(data).records) != len(demos):
@@ -48,13 +49,13 @@ def expert_dataset(task: str, folder: Path, recipe: BasePolicyConfig) -> tuple[P
 
 
 def train_base_policy(
-    task: str, folder: Path, recipe: BasePolicyConfig, threads: int, device: str
+    task: str, folder: Path, recipe: BasePolicyConfig, threads: int, device: str, run_episodes: EpisodeRunner
 ) -> tuple[Path, dict]:
     """Demonstrations -> dataset -> BC under ``folder`` (demos/, data/, bc/); returns (checkpoint
     folder, the demos' summary)."""
     from wmpo_policy.train_bc import train
 
-    dataset, expert = expert_dataset(task, Path(folder), recipe)
+    dataset, expert = expert_dataset(task, Path(folder), recipe, run_episodes)
     bc = replace(recipe.bc, datasets=[str(dataset)], output=str(Path(folder) / "bc"), threads=threads, device=device)
     return train(bc), expert
 
@@ -78,22 +79,7 @@ class BasePolicyJob:
     device: str = "cpu"  # torch device of behaviour cloning and of the policy server evaluating (cpu, cuda, cuda:N)
 
 
-def task_jobs(job: BasePolicyJob, parse) -> list[tuple[str, BasePolicyJob]]:
-    """(task, its job) for each of ``job.tasks``: ``parse(base)`` builds the job again over ``base``,
-    the job with the task's recipe from ``job.recipes`` (so that the command line stays on top)."""
-    from wmpo_bringup.config_cli import ConfigError, from_mapping, read_yaml
-
-    recipes = read_yaml(Path(job.recipes))
-    jobs = []
-    for task in job.tasks:
-        if task not in recipes:
-            raise ConfigError(f"{job.recipes} has no recipe for {task!r}; recipes: {', '.join(recipes)}")
-        base = from_mapping(BasePolicyJob, {"recipe": recipes[task] or {}}, where=f"{job.recipes}: {task}")
-        jobs.append((task, parse(base)))
-    return jobs
-
-
-def run_base_policy(jobs: list[tuple[str, BasePolicyJob]]) -> dict:
+def run_base_policy(jobs: list[tuple[str, BasePolicyJob]], run_episodes: EpisodeRunner) -> dict:
     """Train and evaluate each task's base policy; returns report.json's content (printed too)."""
     import json
     import time
@@ -107,20 +93,15 @@ def run_base_policy(jobs: list[tuple[str, BasePolicyJob]]) -> dict:
     for task, job in jobs:
         folder = Path(job.output) / task
         started = time.monotonic()
-        checkpoint, expert = train_base_policy(task, folder, job.recipe, job.threads, job.device)
+        checkpoint, expert = train_base_policy(task, folder, job.recipe, job.threads, job.device, run_episodes)
         train_minutes = (time.monotonic() - started) / 60
         goals = [
             {"init_state_id": i, "max_steps": job.eval_max_steps, "record_mode": "all"}
             for i in parse_range(job.eval_init_states)
         ]
-        server = {
-            "backend": "vla",
-            "checkpoint": str(checkpoint.resolve()),
-            "temperature": 0.0,
-            **policy_server_device(job.device),
-        }
+        server = vla_policy_server(checkpoint, 0.0, job.device)
         title = f"{task}: greedy base policy on initial states {job.eval_init_states}"
-        evaluation = run_sim_episodes(task, goals, folder / "eval", {"policy_server": server}, title)
+        evaluation = run_episodes(task, goals, folder / "eval", {"policy_server": server}, title)
         report[task] = {
             "demos": job.recipe.demos,
             "expert_successes": expert["successes"],

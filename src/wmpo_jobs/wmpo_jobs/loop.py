@@ -9,9 +9,9 @@ Every phase writes its result to <output>/round_<r>/<phase>.json when it is done
 finished phases (and the training phases resume from their own checkpoints), so a crash in any
 phase loses no finished work. Deploying points <output>/current (a symlink, replaced atomically)
 at the new policy; start the policy server with ``checkpoint:=<output>/current``. Real episodes
-come from a ``collect`` callable (wmpo_bringup.sim_episodes.SimCollector: the sim graph), so this
-module needs no ROS. ``on_phase(round, phase, result)`` reports progress (the trainer node's
-feedback).
+come from a ``wmpo_jobs.collector.Collector`` (SimCollector: a sim graph of its own; GraphCollector:
+the graph beside the trainer node), so this module needs no ROS. ``on_phase(round, phase, result)``
+reports progress (the trainer node's feedback).
 
 Imagination against reality, every round (WMPO's premise is that the aligned world model
 reproduces the policy's failures; this measures that it does):
@@ -36,9 +36,10 @@ import numpy as np
 
 from wmpo_common.atomic_json import write_json
 from wmpo_common.ranges import parse_range
+from wmpo_jobs.collector import Collector
+from wmpo_jobs.report_page import write_report_page
 from wmpo_trainer import train_wmpo
 from wmpo_trainer.grpo import GRPOConfig
-from wmpo_trainer.report_page import write_report_page
 from wmpo_worldmodel import train_reward, train_world_model
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class LoopConfig:
     # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
     # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
     drift_limit: float = 0.05
-    gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_trainer.imagination_gap)
+    gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_jobs.imagination_gap)
     calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device of every phase: training, imagination and the policy server (cpu, cuda, cuda:N)
@@ -97,7 +98,9 @@ def _deploy(output: Path, checkpoint: str) -> dict:
     return {"policy": checkpoint, "link": str(link)}
 
 
-def run_loop(config: LoopConfig, collect, on_phase=lambda r, phase, result: None, should_stop=lambda: False) -> dict:
+def run_loop(
+    config: LoopConfig, collect: Collector, on_phase=lambda r, phase, result: None, should_stop=lambda: False
+) -> dict:
     """Run (or resume) the rounds; returns the summary written to <output>/summary.json."""
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -300,7 +303,7 @@ def _gap(policy: str, world_model: str, reward_model: str, real: str, temperatur
     """Imagined vs real success of ``policy`` on the start states of the real episodes ``real``."""
     import torch
 
-    from wmpo_trainer.imagination_gap import load_and_measure
+    from wmpo_jobs.imagination_gap import load_and_measure
 
     torch.set_num_threads(config.threads)
     gap = load_and_measure(

@@ -23,8 +23,8 @@ import torch
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.configs import GRPOConfig
 from wmpo_trainer.greedy_drift import greedy_drift
-from wmpo_trainer.grpo import GRPOConfig
 
 
 def main() -> None:

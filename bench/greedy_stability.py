@@ -21,8 +21,8 @@ import torch
 
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.configs import GRPOConfig
 from wmpo_trainer.greedy_drift import greedy_bins, greedy_flips
-from wmpo_trainer.grpo import GRPOConfig
 from wmpo_trainer.policy_update import Trajectories, grpo_update
 from wmpo_trainer.real_trajectories import sequence_log_probs
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from test_vla_model import small_policy
 
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset
-from wmpo_trainer.dpo import DPOConfig, dpo_loss, preference_pairs, train
+from wmpo_trainer.configs import DPOConfig
+from wmpo_trainer.dpo import dpo_loss, preference_pairs, train
 from wmpo_trainer.real_trajectories import recorded_trajectories
 
 torch.set_num_threads(1)

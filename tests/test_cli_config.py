@@ -132,6 +132,22 @@ def test_every_field_is_an_option_with_its_doc_in_help(name, capsys, monkeypatch
         assert re.search(r"[a-z]{2}", doc), f"wmpo {name} --help: {option} has no help text: {segment!r}"
 
 
+def test_help_imports_no_training_library():
+    """``wmpo COMMAND --help`` reads the command's config only: the configs live in light modules
+    (wmpo_*.configs), the code that runs a job imports torch and the rest when it runs."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "transformers", "diffusers", "rclpy", "robosuite", "rosbags", "matplotlib", "ray")
+    code = (
+        "import sys\nfrom wmpo_bringup import cli\n"
+        "for command in cli.COMMANDS.values():\n    command.config_class()\n"
+        f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"reading the configs imports {result.stdout.strip()}"
+
+
 def test_wmpo_help_lists_every_command(capsys):
     assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out
@@ -178,9 +194,8 @@ def test_required_fields_come_from_the_file_or_the_command_line(tmp_path, capsys
 
 
 def test_the_rl_learning_rate_and_mini_batch_are_the_measured_ones_everywhere():
-    from wmpo_jobs.loop import LoopConfig
-    from wmpo_trainer.dpo import DPOConfig
-    from wmpo_trainer.grpo import GRPOConfig
+    from wmpo_jobs.configs import LoopConfig
+    from wmpo_trainer.configs import DPOConfig, GRPOConfig
 
     assert GRPOConfig().learning_rate == DPOConfig.learning_rate == 5e-5  # Table 1's (README)
     assert GRPOConfig().mini_batch == 32

@@ -178,8 +178,8 @@ def test_online_grpo_refuses_a_collection_with_more_episodes_of_a_start_state_th
     from test_vla_model import small_policy
 
     from wmpo_episodes.dataset import write_dataset
-    from wmpo_trainer.grpo import GRPOConfig
-    from wmpo_trainer.online_grpo import OnlineGRPOConfig, train
+    from wmpo_trainer.configs import GRPOConfig, OnlineGRPOConfig
+    from wmpo_trainer.online_grpo import train
 
     def duplicated(task, checkpoint, goals, output, temperature):  # start state 5000 collected twice
         episodes = [toy_episode(i, success=i % 2 == 0, steps=8) for i in range(len(goals) + 2)]

@@ -16,8 +16,8 @@ from test_vla_model import images, small_policy
 from test_wmpo_training import tiny_setup
 
 from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.configs import GRPOConfig
 from wmpo_trainer.data_parallel import DataParallel
-from wmpo_trainer.grpo import GRPOConfig
 from wmpo_trainer.policy_update import Trajectories, grpo_update
 
 torch.set_num_threads(1)

@@ -11,7 +11,8 @@ from test_vla_model import small_policy
 from test_world_model import tiny_pipeline
 
 from wmpo_episodes.dataset import write_dataset
-from wmpo_jobs.loop import LoopConfig, _calibrate, _gap, write_report
+from wmpo_jobs.configs import LoopConfig
+from wmpo_jobs.loop import _calibrate, _gap, write_report
 from wmpo_worldmodel.calibration import calibrate_threshold
 from wmpo_worldmodel.reward_model import VideoRewardModel
 

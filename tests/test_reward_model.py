@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+from wmpo_worldmodel.configs import RewardConfig
 from wmpo_worldmodel.reward_model import RewardModelError, VideoRewardModel
-from wmpo_worldmodel.train_reward import RewardConfig, episode_clips, sweep_threshold, train
+from wmpo_worldmodel.train_reward import episode_clips, sweep_threshold, train
 
 torch.set_num_threads(1)
 SIZE = 32

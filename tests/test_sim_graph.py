@@ -184,7 +184,8 @@ def test_recorded_bags_convert_to_an_aligned_dataset_that_trains_and_resumes(gra
 
     from wmpo_episodes.bag_conversion import build_dataset
     from wmpo_episodes.dataset import EpisodeDataset
-    from wmpo_policy.train_bc import BCConfig, train
+    from wmpo_policy.configs import BCConfig
+    from wmpo_policy.train_bc import train
 
     processes, client, episodes_dir = graph
     records = build_dataset(episodes_dir, tmp_path / "data")

@@ -36,8 +36,8 @@ def test_cells_pool_over_seeds_and_wmpo_is_tested_against_each_method():
 def test_the_command_line_is_the_config_dataclass(tmp_path):
     """bench/table1.py's options are Table1Config's fields (tyro); what it sets of the loop defaults to the loop's."""
     from wmpo_bringup.config_cli import parse_config
-    from wmpo_jobs.loop import LoopConfig
-    from wmpo_trainer.grpo import GRPOConfig
+    from wmpo_jobs.configs import LoopConfig
+    from wmpo_trainer.configs import GRPOConfig
 
     config = parse_config(table1.Table1Config, [], "table1.py")
     assert config == table1.Table1Config()

@@ -210,7 +210,8 @@ def test_bc_builds_the_model_it_is_asked_for(tmp_path):
     """Input size, patch size and layer counts reach the checkpoint together with model_overrides
     (a sub-config override merges into them instead of replacing them)."""
     from wmpo_episodes.dataset import write_dataset
-    from wmpo_policy.train_bc import BCConfig, train
+    from wmpo_policy.configs import BCConfig
+    from wmpo_policy.train_bc import train
 
     rng = np.random.default_rng(0)
     summary = {"task": "Lift", "instruction": INSTRUCTIONS[0], "outcome": "success", "success_step": 9}

@@ -10,8 +10,8 @@ from test_world_model import tiny_pipeline
 
 from wmpo_episodes.dataset import write_dataset
 from wmpo_policy.vla.policy import VLAPolicy
-from wmpo_trainer.grpo import GRPOConfig
-from wmpo_trainer.train_wmpo import WMPOConfig, train
+from wmpo_trainer.configs import GRPOConfig, WMPOConfig
+from wmpo_trainer.train_wmpo import train
 from wmpo_worldmodel.imagination import imagine
 from wmpo_worldmodel.reward_model import VideoRewardModel
 

@@ -9,10 +9,11 @@ import torch
 
 from wmpo_common.actions import ActionStats
 from wmpo_episodes.dataset import write_dataset
+from wmpo_worldmodel.configs import WMConfig
 from wmpo_worldmodel.models import ActionConditionedUNet
 from wmpo_worldmodel.pipeline import WorldModelError, WorldModelPipeline
 from wmpo_worldmodel.schedulers import SAMPLERS, noise_context, training_scheduler
-from wmpo_worldmodel.train_world_model import WMConfig, train
+from wmpo_worldmodel.train_world_model import train
 
 torch.set_num_threads(1)
 TOY_SIZE = 16
@@ -182,7 +183,7 @@ def test_a_tiny_world_model_learns_to_follow_actions(tmp_path):
 
 
 def test_latent_world_model_trains_on_a_project_trained_vae_and_outputs_pixels(tmp_path):
-    from wmpo_worldmodel.train_vae import VAEConfig
+    from wmpo_worldmodel.configs import VAEConfig
     from wmpo_worldmodel.train_vae import train as train_vae
 
     rng = np.random.default_rng(0)

@@ -438,7 +438,7 @@ COMMANDS = {
         "greedy rollouts of a VLA checkpoint on initial states or seeds", f"{__name__}:EvalConfig", cmd_eval
     ),
     "dataset": Command("episode bags -> training dataset", f"{__name__}:DatasetConfig", cmd_dataset),
-    "train-bc": Command("behaviour cloning of the VLA on datasets", "wmpo_policy.train_bc:BCConfig", cmd_train_bc),
+    "train-bc": Command("behaviour cloning of the VLA on datasets", "wmpo_policy.configs:BCConfig", cmd_train_bc),
     "base-policy": Command(
         "expert demos -> dataset -> BC -> held-out evaluation, per task (resumable)",
         "wmpo_jobs.base_policy:BasePolicyJob",
@@ -448,20 +448,18 @@ COMMANDS = {
     "init-vla": Command(
         "a VLA checkpoint from local pretrained SigLIP + Llama folders", f"{__name__}:InitVLAConfig", cmd_init_vla
     ),
-    "train-wm": Command(
-        "train or align the world model on datasets", "wmpo_worldmodel.train_world_model:WMConfig", cmd_train_wm
-    ),
+    "train-wm": Command("train or align the world model on datasets", "wmpo_worldmodel.configs:WMConfig", cmd_train_wm),
     "train-vae": Command(
-        "train the AutoencoderKL of a latent world model", "wmpo_worldmodel.train_vae:VAEConfig", cmd_train_vae
+        "train the AutoencoderKL of a latent world model", "wmpo_worldmodel.configs:VAEConfig", cmd_train_vae
     ),
     "train-reward": Command(
         "train the video success classifier, threshold by F1",
-        "wmpo_worldmodel.train_reward:RewardConfig",
+        "wmpo_worldmodel.configs:RewardConfig",
         cmd_train_reward,
     ),
     "wm-study": Command(
         "world-model fidelity study (+/- alignment, +/- context noise)",
-        "wmpo_jobs.study:StudyConfig",
+        "wmpo_jobs.configs:StudyConfig",
         cmd_wm_study,
     ),
     "wm-fidelity": Command(
@@ -469,18 +467,16 @@ COMMANDS = {
         "wmpo_jobs.wm_fidelity:FidelityConfig",
         cmd_wm_fidelity,
     ),
-    "train-wmpo": Command(
-        "GRPO of the VLA inside the world model", "wmpo_trainer.train_wmpo:WMPOConfig", cmd_train_wmpo
-    ),
-    "dpo": Command("the DPO baseline on success/failure rollouts", "wmpo_trainer.dpo:DPOConfig", cmd_dpo),
+    "train-wmpo": Command("GRPO of the VLA inside the world model", "wmpo_trainer.configs:WMPOConfig", cmd_train_wmpo),
+    "dpo": Command("the DPO baseline on success/failure rollouts", "wmpo_trainer.configs:DPOConfig", cmd_dpo),
     "online-grpo": Command(
         "the model-free GRPO baseline on the simulated arm",
-        "wmpo_trainer.online_grpo:OnlineGRPOConfig",
+        "wmpo_trainer.configs:OnlineGRPOConfig",
         cmd_online_grpo,
     ),
     "loop": Command(
         "the WMPO loop on the simulated arm: collect, align, reward, GRPO in imagination, evaluate, deploy",
-        "wmpo_jobs.loop:LoopConfig",
+        "wmpo_jobs.configs:LoopConfig",
         cmd_loop,
     ),
     "report": Command(

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from tyro.conf import Suppress
 
-from wmpo_jobs.loop import LoopConfig
-from wmpo_policy.train_bc import BCConfig
-from wmpo_worldmodel.train_world_model import WMConfig
+from wmpo_jobs.configs import LoopConfig
+from wmpo_policy.configs import BCConfig
+from wmpo_worldmodel.configs import WMConfig
 
 
 @dataclass

@@ -29,7 +29,7 @@ reproduces the policy's failures; this measures that it does):
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,44 +37,15 @@ import numpy as np
 from wmpo_common.atomic_json import write_json
 from wmpo_common.ranges import parse_range
 from wmpo_jobs.collector import Collector
+from wmpo_jobs.configs import LoopConfig
 from wmpo_jobs.report_page import write_report_page
 from wmpo_trainer import train_wmpo
-from wmpo_trainer.grpo import GRPOConfig
+from wmpo_trainer.configs import WMPOConfig
 from wmpo_worldmodel import train_reward, train_world_model
+from wmpo_worldmodel.configs import RewardConfig, WMConfig
 
 log = logging.getLogger(__name__)
 PHASES = ("collect", "align", "reward", "threshold", "gap_before", "wmpo", "evaluate", "gap_after", "drift", "deploy")
-
-
-@dataclass
-class LoopConfig:
-    """The WMPO loop on the simulated arm, resumable: collect P real episodes with the current
-    policy, align the world model on them, train the reward model, GRPO in imagination, evaluate on
-    held-out start states, deploy (if the greedy drift is within drift_limit); repeat."""
-
-    task: str  # simulated task (wmpo_robot_io.sim.tasks), e.g. Lift
-    policy: str  # VLA checkpoint folder of the base policy (round 0)
-    world_model: str  # world model checkpoint folder pretrained on the demonstrations (wmpo train-wm)
-    demos: str  # dataset folder of expert demonstrations (successes for the reward model)
-    output: str = "runs/loop"  # folder of the rounds (round_<r>/), summary.json, report.md and current/
-    rounds: int = 1  # lifelong rounds
-    budget: int = 128  # P: real episodes collected per round
-    collect_first_init_state: int = 3000  # collection start states (apart from the evaluation ids)
-    collect_temperature: float = 1.0  # the policy's sampling temperature while collecting
-    eval_init_states: str = "1000:1050"  # held-out initial-state ids, 'first:last' (last excluded) or 'a,b,c'
-    max_steps: int = 0  # episode budget in the simulator, control steps (0 = the task's); imagination uses the same
-    align_steps: int = 500  # world-model alignment steps per round on the collected rollouts
-    reward_steps: int = 600  # reward-model training steps per round
-    wmpo_iterations: int = 4  # GRPO iterations in imagination per round
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    sampler_steps: int = 10  # denoising steps per imagined chunk
-    # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
-    # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
-    drift_limit: float = 0.05
-    gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_jobs.imagination_gap)
-    calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device of every phase: training, imagination and the policy server (cpu, cuda, cuda:N)
 
 
 def _finished(folder: Path, phase: str) -> dict | None:
@@ -129,7 +100,7 @@ def run_loop(
 
         aligned = _finished(folder, "align")
         if aligned is None:
-            wm_config = train_world_model.WMConfig(
+            wm_config = WMConfig(
                 datasets=list(rollouts),
                 output=str(folder / "wm"),
                 steps=config.align_steps,
@@ -142,7 +113,7 @@ def run_loop(
 
         reward = _finished(folder, "reward")
         if reward is None:
-            reward_config = train_reward.RewardConfig(
+            reward_config = RewardConfig(
                 datasets=[config.demos, *rollouts],
                 output=str(folder / "reward"),
                 steps=config.reward_steps,
@@ -324,7 +295,7 @@ def _gap(policy: str, world_model: str, reward_model: str, real: str, temperatur
 def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:
     steps = _imagined_steps(config, starts)
     checkpoint = train_wmpo.train(
-        train_wmpo.WMPOConfig(
+        WMPOConfig(
             policy=policy,
             world_model=world_model,
             reward_model=reward,

@@ -13,37 +13,17 @@ Each phase is skipped when its output exists, so a re-run resumes.
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from wmpo_common.atomic_json import write_json
 from wmpo_episodes.bag_conversion import build_dataset
 from wmpo_episodes.dataset import EpisodeDataset, write_subset
+from wmpo_jobs.configs import StudyConfig
 from wmpo_worldmodel import train_reward, train_world_model
+from wmpo_worldmodel.configs import RewardConfig, WMConfig
 from wmpo_worldmodel.fidelity import write_report
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
-
-
-@dataclass
-class StudyConfig:
-    """World-model fidelity study: pretrain with and without context noise, align each on the base
-    policy's rollouts, and report all four on held-out demonstrations and rollouts."""
-
-    demos: str  # dataset folder of expert demonstrations (wmpo dataset), e.g. runs/base/Lift/data
-    rollouts: str  # folder of the base policy's episode bags, e.g. runs/base/Lift/eval/episodes
-    output: str = "runs/wm_study"  # folder for the splits (data/), the models and report/
-    held_out_demos: int = 10  # the last demonstrations, kept out of training for the report
-    pretrain_steps: int = 2000  # world-model pretraining steps on the demonstrations
-    align_steps: int = 500  # alignment steps on half of the rollouts
-    reward_steps: int = 600  # reward-model training steps
-    context_noise_level: int = 15  # the noised variant's context noise (diffusion timestep of 1000); the other has 0
-    batch_size: int = 8  # world-model windows per step
-    sampler: str = "ddim"  # sampler of the report's imagination: ddim | dpmsolver | euler | unipc
-    sampler_steps: int = 10  # denoising steps per imagined chunk
-    report_episodes: int = 0  # held-out episodes in the report (0 = every one)
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device of training and imagination (cpu, cuda, cuda:N)
 
 
 def run_study(config: StudyConfig) -> dict:
@@ -56,7 +36,7 @@ def run_study(config: StudyConfig) -> dict:
         write_subset([(demos, range(n_train_demos))], data_dir / "train_demos")
     pretrained = {
         noise: train_world_model.train(
-            train_world_model.WMConfig(
+            WMConfig(
                 datasets=[str(data_dir / "train_demos")],
                 output=str(output / f"wm_noise{noise}_pretrained"),
                 steps=config.pretrain_steps,
@@ -82,7 +62,7 @@ def run_study(config: StudyConfig) -> dict:
     variants = {}
     for noise, checkpoint in pretrained.items():
         aligned = train_world_model.train(
-            train_world_model.WMConfig(
+            WMConfig(
                 datasets=[str(data_dir / "train_rollouts")],
                 output=str(output / f"wm_noise{noise}_aligned"),
                 steps=config.align_steps,
@@ -98,7 +78,7 @@ def run_study(config: StudyConfig) -> dict:
     reward_path = output / "reward" / "reward_model"
     if not reward_path.exists():
         train_reward.train(
-            train_reward.RewardConfig(
+            RewardConfig(
                 datasets=[str(data_dir / "train_demos"), str(data_dir / "train_rollouts")],
                 output=str(output / "reward"),
                 steps=config.reward_steps,

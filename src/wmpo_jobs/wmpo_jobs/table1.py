@@ -20,8 +20,9 @@ from typing import Literal
 from wmpo_common.atomic_json import write_json
 from wmpo_common.success_rate import fisher_exact_p, wilson_interval
 from wmpo_jobs.collector import Collector, EpisodeRunner
-from wmpo_jobs.loop import LoopConfig
-from wmpo_trainer.grpo import GRPOConfig
+from wmpo_jobs.configs import LoopConfig
+from wmpo_trainer.configs import DPOConfig, GRPOConfig, OnlineGRPOConfig
+from wmpo_worldmodel.configs import WMConfig
 
 METHODS = ("base", "online GRPO", "DPO", "WMPO")
 Method = Literal["online GRPO", "DPO", "WMPO"]
@@ -82,7 +83,6 @@ def cell(path: Path, run) -> dict:
 def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, list[dict]]:
     """Every cell of ``task`` (resuming), by method: the evaluations of each seed."""
     from wmpo_trainer import dpo, online_grpo
-    from wmpo_worldmodel.train_world_model import WMConfig
     from wmpo_worldmodel.train_world_model import train as train_world_model
 
     base_report = json.loads((Path(config.base) / "report.json").read_text())[task]
@@ -136,7 +136,7 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, l
             if not collected.is_file():
                 raise SystemExit(f"DPO learns from the WMPO round's P rollouts and {collected} is missing: run WMPO")
             rollouts = json.loads(collected.read_text())["dataset"]
-            dpo_config = dpo.DPOConfig(
+            dpo_config = DPOConfig(
                 policy=policy,
                 rollouts=[rollouts],
                 output=str(out / "dpo"),
@@ -154,7 +154,7 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, l
             cells["DPO"].append(cell(out / "DPO.json", run_dpo))
 
         def run_online(seed=seed, out=out):
-            online = online_grpo.OnlineGRPOConfig(
+            online = OnlineGRPOConfig(
                 policy=policy,
                 task=task,
                 output=str(out / "online_grpo"),

@@ -22,6 +22,8 @@ from wmpo_common.ros.action_goals import OneGoalAtATime
 from wmpo_common.ros.node_main import spin_node
 from wmpo_common.ros.parameters import Parameter, at_least, declare_parameters, positive
 from wmpo_interfaces.action import TrainWMPO
+from wmpo_jobs.configs import LoopConfig
+from wmpo_trainer.configs import GRPOConfig
 
 PARAMETERS = {
     "align_steps": Parameter(500, "world-model alignment steps per round", positive),
@@ -70,8 +72,7 @@ class TrainerNode(Node):
 
     def _train(self, goal_handle):
         from wmpo_jobs.graph_collector import GraphCollector
-        from wmpo_jobs.loop import LoopConfig, run_loop
-        from wmpo_trainer.grpo import GRPOConfig
+        from wmpo_jobs.loop import run_loop
 
         result = TrainWMPO.Result()
         if not self.one_goal.owns(goal_handle):  # accepted beside another goal; that one runs

@@ -7,7 +7,7 @@ with log pi(y) the sum of the executed action tokens' log-probs (temperature 1),
 reference the policy that collected the rollouts (frozen).
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,24 +18,8 @@ from tqdm import tqdm
 from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.configs import DPOConfig
 from wmpo_trainer.real_trajectories import recorded_trajectories
-
-
-@dataclass
-class DPOConfig:
-    """DPO baseline: prefer successful over failed rollouts of the policy that collected them."""
-
-    policy: str  # VLA checkpoint folder: the policy that collected the rollouts (also the frozen reference)
-    rollouts: list[str]  # dataset folders of its labelled rollouts (wmpo dataset)
-    output: str = "runs/dpo"  # folder for the trained policy (policy/) and dpo.json
-    beta: float = 0.1  # DPO's inverse temperature on the log-ratio difference
-    learning_rate: float = 5e-5  # AdamW, constant: the RL rate measured to move the small policy (GRPOConfig)
-    epochs: int = 4  # passes over the preference pairs
-    pairs_per_step: int = 4  # preference pairs per optimizer step
-    grad_clip: float = 1.0  # maximum L2 norm of the gradient
-    seed: int = 0  # pairing and order of the pairs
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
 
 
 def preference_pairs(outcomes: list[bool], start_ids: list[int], rng: np.random.Generator) -> list[tuple[int, int]]:

@@ -4,29 +4,8 @@ masking and the token-level clipped policy loss. Pure PyTorch, no ROS; shapes ar
 Shapes: G rollouts per group; C chunks per rollout; K*D action tokens per chunk.
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-
-
-@dataclass
-class GRPOConfig:
-    """GRPO settings (DAPO-style, no KL), shared by WMPO in imagination and online GRPO."""
-
-    group_size: int = 8  # G: rollouts from the same start state (>= 2: advantages compare within a group)
-    start_states: int = 8  # groups per WMPO batch after dynamic sampling (the paper's 64 is a GPU size)
-    clip_low: float = 0.20  # the probability ratio is clipped to [1 - clip_low, 1 + clip_high]
-    clip_high: float = 0.28  # upper clip (DAPO's clip-higher)
-    temperature: float = 1.6  # sampling temperature; old and new log-probs use the same one
-    # AdamW learning rate, constant. The paper's 5e-6 is for OpenVLA-7B over hundreds of updates; it
-    # left the small policy unchanged after an iteration (ratio 1.00), 5e-5 moves it (Table 1, README).
-    learning_rate: float = 5e-5
-    mini_batch: int = 32  # trajectories per optimizer step
-    micro_batch: int = 8  # trajectories per forward/backward (gradient accumulation)
-    grad_clip: float = 1.0  # maximum L2 norm of the gradient
-    epochs: int = 1  # passes over each batch
-    max_sampling_rounds: int = 4  # dynamic sampling gives up filling the batch after this many rounds
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

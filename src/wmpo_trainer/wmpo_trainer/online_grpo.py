@@ -7,7 +7,7 @@ the simulator, which is what WMPO saves. The collector is a callable (the sim gr
 ROS in practice: wmpo_jobs.collector.SimCollector), so this module needs no ROS.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +16,10 @@ import torch
 from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
-from wmpo_trainer.grpo import GRPOConfig, group_advantages, informative_groups
+from wmpo_trainer.configs import OnlineGRPOConfig
+from wmpo_trainer.grpo import group_advantages, informative_groups
 from wmpo_trainer.policy_update import grpo_update
 from wmpo_trainer.real_trajectories import recorded_trajectories
-
-
-@dataclass
-class OnlineGRPOConfig:
-    """Model-free online GRPO baseline: the same GRPO update on real (simulated-arm) episodes."""
-
-    policy: str  # VLA checkpoint folder to improve
-    task: str = "Lift"  # simulated task (wmpo_robot_io.sim.tasks)
-    output: str = "runs/online_grpo"  # folder for iter_N/ (episodes), checkpoints/ and history.json
-    budget: int = 128  # P: real episodes in all (iterations = P / (groups_per_iteration * G))
-    groups_per_iteration: int = 4  # start states per iteration, G episodes each
-    first_init_state: int = 5000  # start states first_init_state, +1, ... (apart from evaluation ids)
-    max_steps: int = 0  # episode budget, control steps (0 = the task's)
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    seed: int = 0  # mini-batch order
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device of the update and of the policy server collecting (cpu, cuda, cuda:N)
 
 
 def train(config: OnlineGRPOConfig, collect) -> Path:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wmpo_trainer.configs import GRPOConfig
 from wmpo_trainer.data_parallel import SINGLE_PROCESS, DataParallel, mean_over_ranks, sum_gradients
-from wmpo_trainer.grpo import GRPOConfig, clipped_policy_loss
+from wmpo_trainer.grpo import clipped_policy_loss
 
 STATISTICS = ("loss", "clip_fraction", "ratio_mean")
 

@@ -16,7 +16,7 @@ writes, every rank takes its share of each mini-batch.
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,35 +27,15 @@ from tqdm import tqdm
 from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_trainer.configs import WMPOConfig
 from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel
-from wmpo_trainer.grpo import GRPOConfig, chunk_mask, group_advantages, informative_groups
+from wmpo_trainer.grpo import chunk_mask, group_advantages, informative_groups
 from wmpo_trainer.policy_update import Trajectories, grpo_update
 from wmpo_worldmodel.imagination import ImaginedBatch, imagine, start_context
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
 TRAINER_STATE = "trainer_state.pt"
-
-
-@dataclass
-class WMPOConfig:
-    """WMPO: GRPO of the VLA inside the world model (imagined rollouts judged by the reward model)."""
-
-    policy: str  # VLA checkpoint folder to improve
-    world_model: str  # WorldModelPipeline checkpoint folder (wmpo train-wm)
-    reward_model: str  # VideoRewardModel checkpoint folder (wmpo train-reward)
-    starts: list[str]  # dataset folders whose real episodes give the start frames
-    output: str = "runs/wmpo"  # folder for checkpoints/iter_N, history.json and TensorBoard (tb/)
-    iterations: int = 10  # GRPO iterations (imagine, judge, update)
-    max_steps: int = 120  # imagined episode length, control steps: the task's budget (Lift 120)
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    real_context_fraction: float = 0.0  # share of groups starting from a real mid-episode frame, in [0, 1]
-    sampler: str = "ddim"  # diffusion sampler of the world model: ddim | dpmsolver | euler | unipc
-    sampler_steps: int = 10  # denoising steps per imagined chunk
-    ray_workers: int = 0  # 0 = imagine in this process; N = N Ray actors (a local Ray instance if none runs)
-    seed: int = 0  # start frames, sampling and mini-batch order
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device (cpu, cuda, cuda:N); under torchrun, cuda = cuda:LOCAL_RANK
 
 
 def collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn=imagine):

@@ -21,26 +21,8 @@ from tqdm import tqdm
 
 from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_worldmodel.configs import RewardConfig
 from wmpo_worldmodel.reward_model import VideoRewardModel
-
-
-@dataclass
-class RewardConfig:
-    """Train the video success classifier (VideoMAE) on labelled episodes; its threshold is swept
-    for the best F1 on held-out episodes."""
-
-    datasets: list[str]  # converted dataset folders with success and failure episodes
-    output: str = "runs/reward"  # folder for reward_model/ and reward_report.json
-    steps: int = 600  # optimizer steps
-    batch_size: int = 16  # clips per step
-    learning_rate: float = 3e-4  # AdamW, constant
-    image_size: int = 64  # px, frames are resized to it
-    num_frames: int = 8  # clip length, frames
-    val_every: int = 4  # every 4th labelled episode is held out for the threshold sweep
-    init_checkpoint: str = ""  # a local VideoMAEForVideoClassification folder (e.g. VideoMAE-base); "" = tiny
-    seed: int = 0  # clips and initial weights
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
 
 
 @dataclass

@@ -9,7 +9,6 @@ have unit variance (what the diffusion schedule assumes). Writes <output>/vae (s
 """
 
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +20,8 @@ from tqdm import tqdm
 
 from wmpo_common.atomic_folder import atomic_folder
 from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_worldmodel.configs import VAEConfig
 from wmpo_worldmodel.data import resize_frames
-
-
-@dataclass
-class VAEConfig:
-    """Train the AutoencoderKL of a latent world model on the frames of datasets (then train-wm --vae)."""
-
-    datasets: list[str]  # converted dataset folders (wmpo dataset) whose frames it learns
-    output: str = "runs/vae"  # the AutoencoderKL folder to write
-    steps: int = 2000  # optimizer steps
-    batch_size: int = 32  # frames per step
-    learning_rate: float = 1e-3  # AdamW, constant
-    image_size: int = 64  # px, frames are resized to it
-    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # channels per level (2 down-samplings)
-    latent_channels: int = 4  # channels of the latent
-    kl_weight: float = 1e-6  # weight of the KL term against the reconstruction loss
-    seed: int = 0  # frame order and initial weights
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
 
 
 def train(config: VAEConfig) -> Path:

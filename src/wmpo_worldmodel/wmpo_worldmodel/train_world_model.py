@@ -14,7 +14,7 @@ strip of real vs imagined frames (real actions) goes to TensorBoard and <output>
 
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,47 +26,15 @@ from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wmpo_common.actions import CHUNK_HORIZON, ActionStats
+from wmpo_common.actions import ActionStats
 from wmpo_common.atomic_json import write_json
+from wmpo_worldmodel.configs import WMConfig
 from wmpo_worldmodel.data import WindowSampler
 from wmpo_worldmodel.models import ActionConditionedUNet
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.schedulers import diffusion_target, noise_context, training_scheduler
 
 TRAINER_STATE = "trainer_state.pt"
-
-
-@dataclass
-class WMConfig:
-    """Train the action-conditioned world model on datasets, or continue one (behaviour alignment:
-    --init-checkpoint, whose architecture is kept: a conflicting architecture option is refused)."""
-
-    datasets: list[str]  # converted dataset folders (wmpo dataset): demonstrations, or the policy's rollouts
-    output: str = "runs/wm"  # folder for checkpoints/step_N, strips/ and TensorBoard (tb/); resumes from it
-    steps: int = 3000  # optimizer steps (in all, counting those of a resumed run)
-    batch_size: int = 8  # windows per step
-    learning_rate: float = 3e-4  # AdamW, constant
-    # Architecture (a fresh model's; continuing a checkpoint takes its own, and a different value is refused).
-    image_size: int = 64  # px, frames are resized to it
-    context_frames: int = 4  # past frames the model sees
-    frames_per_pass: int = CHUNK_HORIZON  # frames per denoising pass: K = a chunk per pass, 1 = a frame at a time
-    context_noise_level: int = 15  # diffusion timestep of the noise on the context frames (of 1000); 0 = off
-    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 64])  # UNet channels per level
-    attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])  # self-attention per level
-    action_modulation: bool = True  # AdaGN from an action MLP
-    action_planes: bool = True  # actions as constant input channels
-    vae: str = ""  # AutoencoderKL folder (wmpo train-vae): the model works on its latents; "" = pixels
-    # Training.
-    init_checkpoint: str = ""  # continue from this world model (policy-behaviour alignment); "" = a fresh one
-    ema_decay: float = 0.999  # of the EMA weights a checkpoint serves
-    sampler: str = "ddim"  # sampler of the strips: ddim | dpmsolver | euler | unipc
-    sampler_steps: int = 10  # denoising steps per imagined chunk in the strips
-    checkpoint_every: int = 500  # steps between checkpoints
-    strip_every: int = 500  # steps between real-vs-imagined strips
-    log_every: int = 20  # steps between TensorBoard scalars
-    seed: int = 0  # windows, noise and initial weights
-    threads: int = 2  # torch CPU threads
-    device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
 
 
 ARCHITECTURE = (

@@ -215,6 +215,35 @@ def test_no_argparse_in_the_packages():
     assert not users, f"argparse in {users}: make the options a config dataclass"
 
 
+def test_no_node_parameter_restates_a_config_default():
+    """A node parameter that mirrors a config field (the trainer node's loop settings) defaults to
+    that field's dataclass default, and no params file sets one to a copy of it."""
+    from wmpo_bringup.graph import MODES, params_file
+    from wmpo_jobs.configs import LoopConfig
+    from wmpo_jobs.trainer_node import PARAMETERS
+    from wmpo_trainer.configs import GRPOConfig
+
+    mirrored = {
+        field.name: (cls.__name__, field.default)
+        for cls in (LoopConfig, GRPOConfig)
+        for field in dataclasses.fields(cls)
+        if field.name in PARAMETERS and field.default is not dataclasses.MISSING
+    }
+    assert set(mirrored) == set(PARAMETERS) - {"data_root"}  # every loop setting of the node is a config field
+    for name, (cls, default) in mirrored.items():
+        assert PARAMETERS[name].default == default, f"trainer {name}: {PARAMETERS[name].default} != {cls}.{name}"
+    source = ast.parse((ROOT / "src" / "wmpo_jobs" / "wmpo_jobs" / "trainer_node.py").read_text())
+    table = next(n.value for n in source.body if isinstance(n, ast.Assign) and n.targets[0].id == "PARAMETERS")
+    for key, value in zip(table.keys, table.values, strict=True):
+        if key.value in mirrored:  # Parameter(LoopConfig.align_steps, ...), not Parameter(500, ...)
+            assert ast.unparse(value.args[0]) == f"{mirrored[key.value][0]}.{key.value}", ast.unparse(value)
+    for mode in MODES:
+        node = yaml.safe_load(params_file(mode).read_text()).get("trainer") or {}
+        values = node.get("ros__parameters") or {}
+        copies = [f"{name}: {values[name]}" for name in mirrored if values.get(name) == mirrored[name][1]]
+        assert not copies, f"params/{mode}.yaml restates the config defaults {copies}"
+
+
 ADD_ARGUMENT = re.compile(r"add_argument\(\s*\"--([a-z0-9-]+)\"(.*?)\)\n", re.S)
 LITERAL_DEFAULT = re.compile(r"default=([-+0-9.e]+|\"[^\"]*\"|'[^']*'|True|False)\s*[,)]")
 IMPORTED_CONFIG = re.compile(r"from (wmpo_\w+(?:\.\w+)*) import ([^\n]*Config\b[^\n]*)")

@@ -25,14 +25,15 @@ from wmpo_interfaces.action import TrainWMPO
 from wmpo_jobs.configs import LoopConfig
 from wmpo_trainer.configs import GRPOConfig
 
+# The loop's settings as run-time parameters; their defaults are the configs' (LoopConfig, GRPOConfig).
 PARAMETERS = {
-    "align_steps": Parameter(500, "world-model alignment steps per round", positive),
-    "reward_steps": Parameter(600, "reward-model training steps per round", positive),
-    "wmpo_iterations": Parameter(4, "GRPO iterations in imagination per round", positive),
-    "group_size": Parameter(8, "imagined rollouts per start state (GRPO needs >= 2)", at_least(2)),
-    "start_states": Parameter(8, "groups per GRPO iteration", positive),
-    "sampler_steps": Parameter(10, "denoising steps per imagined chunk", positive),
-    "threads": Parameter(2, "torch CPU threads", positive),
+    "align_steps": Parameter(LoopConfig.align_steps, "world-model alignment steps per round", positive),
+    "reward_steps": Parameter(LoopConfig.reward_steps, "reward-model training steps per round", positive),
+    "wmpo_iterations": Parameter(LoopConfig.wmpo_iterations, "GRPO iterations in imagination per round", positive),
+    "group_size": Parameter(GRPOConfig.group_size, "imagined rollouts per start state (GRPO needs >= 2)", at_least(2)),
+    "start_states": Parameter(GRPOConfig.start_states, "groups per GRPO iteration", positive),
+    "sampler_steps": Parameter(LoopConfig.sampler_steps, "denoising steps per imagined chunk", positive),
+    "threads": Parameter(LoopConfig.threads, "torch CPU threads", positive),
     "data_root": Parameter("runs", "folder every goal path must lie in (resolved at start-up)", read_only=True),
 }
 GOAL_PATHS = ("policy", "world_model", "demos", "output")

@@ -324,3 +324,64 @@ def test_continuing_a_world_model_takes_its_architecture_and_refuses_a_conflicti
     assert (aligned.unet.config.frames_per_pass, aligned.config.context_noise_level) == (4, 0)
     recorded = json.loads((tmp_path / "aligned" / "wm_config.json").read_text())
     assert (recorded["frames_per_pass"], recorded["context_noise_level"], recorded["image_size"]) == (4, 0, TOY_SIZE)
+
+
+# -- a continued policy or reward model keeps its architecture, as a world model does --------------
+def test_continuing_a_policy_takes_its_architecture_and_refuses_a_conflicting_option(tmp_path):
+    import json
+
+    import numpy as np
+    from test_vla_model import INSTRUCTIONS, small_policy
+
+    from wmpo_episodes.dataset import write_dataset
+
+    checkpoint = small_policy().save_pretrained(tmp_path / "vla")  # SigLIP, 64 px, 2 + 2 layers, parallel
+    rng = np.random.default_rng(0)
+    summary = {"task": "Lift", "instruction": INSTRUCTIONS[0], "outcome": "success", "success_step": 9}
+    arrays = {
+        "frames": rng.integers(0, 256, (11, 64, 64, 3), dtype=np.uint8),
+        "frame_stamps": np.arange(11),
+        "actions": rng.uniform(-1, 1, (10, 7)),
+        "commanded": rng.uniform(-1, 1, (10, 7)),
+    }
+    write_dataset(tmp_path / "data", [({**summary, "episode_id": "e0", "policy_id": "expert"}, arrays)])
+    base = ["--datasets", str(tmp_path / "data"), "--init-checkpoint", str(checkpoint), "--threads", "1"]
+    for conflict, named in [
+        (["--text-layers", "3"], "text_layers 3 (the checkpoint's: 2)"),
+        (["--vision-tower", "conv_keypoints"], "vision_tower 'conv_keypoints' (the checkpoint's: 'siglip')"),
+        (["--image-size", "32"], "image_size 32 (the checkpoint's: 64)"),
+        (["--decoding", "autoregressive"], "decoding 'autoregressive' (the checkpoint's: 'parallel')"),
+        (["--model-overrides", "{projector_hidden_size: 32}"], "model_overrides"),
+    ]:
+        with pytest.raises(SystemExit, match=re.escape(named)):
+            cli.main(["train-bc", *base, "--output", str(tmp_path / "refused"), *conflict])
+        assert not (tmp_path / "refused").exists()  # refused before anything is written
+    # Left out (the defaults) or the same as the checkpoint's: continued as it is.
+    args = [*base, "--output", str(tmp_path / "bc"), "--steps", "1", "--batch-size", "2", "--text-layers", "2"]
+    assert cli.main(["train-bc", *args]) == 0
+    recorded = json.loads((tmp_path / "bc" / "bc_config.json").read_text())
+    assert (recorded["vision_tower"], recorded["image_size"], recorded["text_layers"]) == ("siglip", 64, 2)
+
+
+def test_continuing_a_reward_model_takes_its_architecture_and_refuses_a_conflicting_option(tmp_path):
+    import json
+
+    from test_reward_model import SIZE, toy_episode
+
+    from wmpo_episodes.dataset import write_dataset
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    checkpoint = VideoRewardModel.tiny(image_size=SIZE, num_frames=4).save_pretrained(tmp_path / "rm")
+    write_dataset(tmp_path / "toy", [toy_episode(i, success=i % 2 == 0) for i in range(4)])
+    base = ["--datasets", str(tmp_path / "toy"), "--init-checkpoint", str(checkpoint), "--threads", "1"]
+    for conflict, named in [
+        (["--num-frames", "6"], "num_frames 6 (the checkpoint's: 4)"),
+        (["--image-size", "48"], f"image_size 48 (the checkpoint's: {SIZE})"),
+    ]:
+        with pytest.raises(SystemExit, match=re.escape(named)):
+            cli.main(["train-reward", *base, "--output", str(tmp_path / "refused"), *conflict])
+        assert not (tmp_path / "refused").exists()
+    args = [*base, "--output", str(tmp_path / "reward"), "--steps", "1", "--batch-size", "2", "--num-frames", "4"]
+    assert cli.main(["train-reward", *args]) == 0
+    recorded = json.loads((tmp_path / "reward" / "reward_report.json").read_text())["config"]
+    assert (recorded["num_frames"], recorded["image_size"]) == (4, SIZE)

@@ -235,12 +235,13 @@ def test_bc_builds_the_model_it_is_asked_for(tmp_path):
         model_overrides={"vision_config": {"hidden_size": 32, "intermediate_size": 64}, "projector_hidden_size": 32},
         threads=1,
     )
-    model = VLAPolicy.from_pretrained(train(config)).model.config
+    checkpoint = train(config)
+    model = VLAPolicy.from_pretrained(checkpoint).model.config
     assert model.vision_config["image_size"] == 32 and model.vision_config["patch_size"] == 8
     assert model.vision_config["num_hidden_layers"] == 1 and model.vision_config["hidden_size"] == 32
     assert model.text_config["num_hidden_layers"] == 3 and model.projector_hidden_size == 32
-    # a checkpoint fixes the model: asking for other layers on top of it is refused before any write
-    continued = replace(config, output=str(tmp_path / "continued"), init_checkpoint=str(tmp_path / "bc"))
-    with pytest.raises(ValueError, match="fixes the model"):
+    # a checkpoint fixes the model: model_overrides on top of it are refused before any write
+    continued = replace(config, output=str(tmp_path / "continued"), init_checkpoint=str(checkpoint))
+    with pytest.raises(ValueError, match="fixes the policy.s architecture; conflicting options: model_overrides"):
         train(continued)
     assert not (tmp_path / "continued").exists()

@@ -14,10 +14,11 @@ from typing import Annotated, Literal
 
 from tyro.conf import Positional, create_mutex_group
 
-from wmpo_bringup.config_cli import ConfigError, from_mapping, parse_config, read_yaml
+from wmpo_bringup.config_cli import from_mapping, parse_config, read_yaml
 from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
 from wmpo_bringup.sim_episodes import run_sim_episodes
+from wmpo_common.configs import ConfigError
 from wmpo_common.ranges import parse_range
 from wmpo_jobs import JOBS
 from wmpo_robot_io.sim.tasks import TASKS
@@ -513,7 +514,10 @@ def main(argv=None) -> int:
     config = build(name, args)
     # This process reads the ament index too (interface definitions for bags): same prefix as the nodes.
     os.environ["AMENT_PREFIX_PATH"] = node_environment()["AMENT_PREFIX_PATH"]
-    return COMMANDS[name].run(config)
+    try:
+        return COMMANDS[name].run(config)
+    except ConfigError as error:  # options that conflict with a checkpoint: the reason, no traceback
+        raise SystemExit(f"wmpo {name}: {error}") from None
 
 
 if __name__ == "__main__":

@@ -16,15 +16,13 @@ import yaml
 from typeguard import CollectionCheckStrategy, TypeCheckError, check_type
 from tyro.constructors import ConstructorRegistry, PrimitiveConstructorSpec, PrimitiveTypeInfo
 
+from wmpo_common.configs import ConfigError
+
 CONFIG_FLAG = "--config"
 CONFIG_HELP = (
     "--config FILE.yaml sets fields first (keys = field names, nested dataclasses as nested mappings); "
     "the options below override it."
 )
-
-
-class ConfigError(ValueError):
-    """A config file that does not fit its dataclass; the text names the file and the fields."""
 
 
 # A bare ``dict`` field (e.g. BCConfig.model_overrides) takes one YAML/JSON mapping on the command line.

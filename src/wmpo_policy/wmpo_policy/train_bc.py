@@ -26,12 +26,13 @@ from tqdm import tqdm
 
 from wmpo_common.actions import ActionStats
 from wmpo_common.atomic_json import write_json
+from wmpo_common.configs import continued_config
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.configs import BCConfig
 from wmpo_policy.vla.action_tokens import actions_to_bins
 from wmpo_policy.vla.configuration import VLAConfig
 from wmpo_policy.vla.modeling import VLAForActionPrediction
-from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_policy.vla.policy import CheckpointError, VLAPolicy
 from wmpo_policy.vla.tokenization import build_tokenizer
 
 TRAINER_STATE = "trainer_state.pt"
@@ -56,14 +57,39 @@ def latest_checkpoint(output: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def checkpoint_architecture(model: VLAConfig) -> dict:
+    """The BCConfig architecture fields a VLA checkpoint was built with."""
+    vision = model.vision_config
+    tower = (
+        {"patch_size": vision["patch_size"], "vision_layers": vision["num_hidden_layers"]}
+        if model.vision_tower == "siglip"
+        else {"vision_layers": None}  # SigLIP only
+    )
+    return {
+        "vision_tower": model.vision_tower,
+        "image_size": model.image_size,
+        **tower,
+        "text_layers": model.text_config["num_hidden_layers"],
+        "decoding": model.decoding,
+        "instruction_encoder": model.instruction_encoder,
+    }
+
+
+def continued_policy(config: BCConfig, path: Path) -> BCConfig:
+    """``config`` with the architecture of the VLA checkpoint it starts from (``path``); an option
+    that conflicts with it, or model_overrides, is refused (ConfigError) instead of being ignored."""
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path} is not a VLA checkpoint: config.json is missing")
+    model = VLAConfig.from_pretrained(path)
+    own = [f"model_overrides {config.model_overrides!r} (the checkpoint's: its config.json)"]
+    return continued_config(
+        config, checkpoint_architecture(model), path, "policy", own if config.model_overrides else []
+    )
+
+
 def train(config: BCConfig) -> Path:
-    if config.init_checkpoint and (
-        config.vision_layers is not None or config.text_layers is not None or config.model_overrides
-    ):
-        raise ValueError(
-            f"init_checkpoint {config.init_checkpoint} fixes the model: vision_layers, text_layers and "
-            "model_overrides apply only to a fresh model"
-        )
+    if config.init_checkpoint:  # refused before anything is written
+        config = continued_policy(config, Path(config.init_checkpoint))
     # -- set-up: seeds, threads, data ------------------------------------------------------------
     random.seed(config.seed)
     np.random.seed(config.seed)

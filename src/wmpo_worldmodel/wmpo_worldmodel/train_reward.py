@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from wmpo_common.atomic_json import write_json
+from wmpo_common.configs import continued_config
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_worldmodel.configs import RewardConfig
 from wmpo_worldmodel.reward_model import VideoRewardModel
@@ -76,6 +77,13 @@ def sweep_threshold(scores: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def train(config: RewardConfig) -> Path:
+    # -- the checkpoint to continue fixes the clips' size, before anything is written -------------
+    initial = None
+    if config.init_checkpoint:
+        initial = VideoRewardModel.from_pretrained(config.init_checkpoint, config.device)
+        architecture = {"image_size": initial.model.config.image_size, "num_frames": initial.num_frames}
+        config = continued_config(config, architecture, config.init_checkpoint, "reward model")
+
     # -- set-up ----------------------------------------------------------------------------------
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -100,8 +108,8 @@ def train(config: RewardConfig) -> Path:
     print(f"{len(training)} training episodes -> {len(clips)} clips ({positives} positive); {len(held_out)} held out")
 
     # -- model -----------------------------------------------------------------------------------
-    if config.init_checkpoint:
-        reward = VideoRewardModel.from_pretrained(config.init_checkpoint, config.device)
+    if initial is not None:
+        reward = initial
     else:
         reward = VideoRewardModel.tiny(image_size=config.image_size, num_frames=config.num_frames)
         reward.model.to(config.device)

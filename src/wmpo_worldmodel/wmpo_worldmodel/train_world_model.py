@@ -14,7 +14,7 @@ strip of real vs imagined frames (real actions) goes to TensorBoard and <output>
 
 import random
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from wmpo_common.actions import ActionStats
 from wmpo_common.atomic_json import write_json
+from wmpo_common.configs import continued_config
 from wmpo_worldmodel.configs import WMConfig
 from wmpo_worldmodel.data import WindowSampler
 from wmpo_worldmodel.models import ActionConditionedUNet
@@ -35,18 +36,6 @@ from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.schedulers import diffusion_target, noise_context, training_scheduler
 
 TRAINER_STATE = "trainer_state.pt"
-
-
-ARCHITECTURE = (
-    "image_size",
-    "context_frames",
-    "frames_per_pass",
-    "context_noise_level",
-    "block_out_channels",
-    "attention_levels",
-    "action_modulation",
-    "action_planes",
-)
 
 
 def checkpoint_architecture(pipeline: WorldModelPipeline) -> dict:
@@ -64,25 +53,13 @@ def checkpoint_architecture(pipeline: WorldModelPipeline) -> dict:
     }
 
 
-def continued_config(config: WMConfig, pipeline: WorldModelPipeline, path: Path, resumed: bool) -> WMConfig:
-    """``config`` with the architecture of the checkpoint it continues (``path``). A field set to
-    something else than both its default and the checkpoint's value, or a --vae the checkpoint was
-    not built with, is refused (ValueError) instead of being ignored."""
-    defaults = WMConfig(datasets=[])
-    actual = checkpoint_architecture(pipeline)
-    conflicts = [
-        f"{name} {getattr(config, name)!r} (the checkpoint's: {actual[name]!r})"
-        for name in ARCHITECTURE
-        if getattr(config, name) != actual[name] and getattr(config, name) != getattr(defaults, name)
-    ]
+def continued_world_model(config: WMConfig, pipeline: WorldModelPipeline, path: Path, resumed: bool) -> WMConfig:
+    """``config`` with the architecture of the checkpoint it continues (``path``); a conflicting
+    option, or a --vae the checkpoint was not built with, is refused (ConfigError)."""
+    conflicts = []
     if config.vae and (pipeline.vae is None or not resumed):
         conflicts.append(f"vae {config.vae!r} (the checkpoint's: {'its own' if pipeline.vae else 'none, pixels'})")
-    if conflicts:
-        raise ValueError(
-            f"{path} fixes the world model's architecture; conflicting options: {'; '.join(conflicts)}. "
-            "Leave them out to continue the checkpoint as it is."
-        )
-    return replace(config, **actual)
+    return continued_config(config, checkpoint_architecture(pipeline), path, "world model", conflicts)
 
 
 def latest_checkpoint(output: Path) -> Path | None:
@@ -109,7 +86,7 @@ def train(config: WMConfig) -> Path:
     if resume is not None or config.init_checkpoint:
         path = resume or Path(config.init_checkpoint)
         pipeline = WorldModelPipeline.load(path, config.device)
-        config = continued_config(config, pipeline, path, resumed=resume is not None)
+        config = continued_world_model(config, pipeline, path, resumed=resume is not None)
     write_json(output / "wm_config.json", asdict(config))
     data = WindowSampler(config.datasets, config.context_frames, config.frames_per_pass, config.image_size)
     if resume is None and not config.init_checkpoint:

@@ -177,7 +177,7 @@ def test_training_code_imports_no_ros_rosbags_or_simulator():
         "wmpo_worldmodel.train_reward",
         "wmpo_trainer.train_wmpo",
         "wmpo_trainer.dpo",
-        "wmpo_trainer.distributed",
+        "wmpo_trainer.ray_imagination",
     ]
     code = "import sys\n" + "".join(f"import {m}\n" for m in modules)
     code += "print(' '.join(m for m in ('rclpy', 'rosbags', 'robosuite', 'mujoco') if m in sys.modules))"

@@ -76,7 +76,7 @@ def test_wmpo_updates_the_policy_from_imagined_groups_and_resumes(tmp_path):
 def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path):
     import ray
 
-    from wmpo_trainer.distributed import RayImagination
+    from wmpo_trainer.ray_imagination import RayImagination
 
     paths = tiny_setup(tmp_path)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

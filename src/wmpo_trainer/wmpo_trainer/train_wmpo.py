@@ -125,7 +125,7 @@ def train(config: WMPOConfig) -> Path:
         ]
         imagine_fn = imagine
         if config.ray_workers > 0:
-            from wmpo_trainer.distributed import RayImagination
+            from wmpo_trainer.ray_imagination import RayImagination
 
             imagine_fn = RayImagination(config.ray_workers, config.policy, config.world_model, config.reward_model)
         generator = torch.Generator().manual_seed(config.seed + done)

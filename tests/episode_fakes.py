@@ -32,10 +32,18 @@ def summary_message(summary: dict) -> EpisodeSummary:
 
 
 def record_episode(
-    folder: Path, task: str, goal: dict, outcome: str = "success", steps: int = 3, frames: list | None = None
+    folder: Path,
+    task: str,
+    goal: dict,
+    outcome: str = "success",
+    steps: int = 3,
+    frames: list | None = None,
+    actions: np.ndarray | None = None,
+    commanded: np.ndarray | None = None,
 ) -> tuple[dict, Path]:
     """Write one labelled episode bag for ``goal`` into ``folder``: steps + 1 frames (or the given
-    Image messages) and arm states, ``steps`` executed actions. Returns (summary, bag path)."""
+    Image messages) and arm states, ``steps`` executed actions (0.1 k each, or the given (steps, 7)
+    ``actions``) and, if given, the (steps, 7) ``commanded`` ones. Returns (summary, bag path)."""
     number = next(_episode_numbers)
     start = 1_000_000_000 * (number + 1)
     summary = {
@@ -68,9 +76,14 @@ def record_episode(
         state.header.stamp = stamp(t)
         writer.write("/arm/joint_states", t, serialize_message(state))
         if k < steps:
-            action = ArmAction(step=k, action=[0.1 * k] * 7)
+            values = [0.1 * k] * 7 if actions is None else [float(v) for v in actions[k]]
+            action = ArmAction(step=k, action=values)
             action.header.stamp = stamp(t)
             writer.write("/arm/executed_action", t, serialize_message(action))
+            if commanded is not None:
+                asked = ArmAction(step=k, action=[float(v) for v in commanded[k]])
+                asked.header.stamp = stamp(t)
+                writer.write("/arm/commanded_action", t, serialize_message(asked))
     path = writer.close(summary, summary["end_time"])
     return summary, path
 

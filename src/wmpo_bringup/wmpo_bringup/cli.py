@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +20,7 @@ from wmpo_bringup.graph import MODES, graph, params_file
 from wmpo_bringup.sim_episodes import run_sim_episodes
 from wmpo_common.configs import ConfigError
 from wmpo_common.ranges import parse_range
+from wmpo_episodes.lerobot_format import LeRobotOptions
 from wmpo_jobs import JOBS
 from wmpo_robot_io.sim.tasks import TASKS
 
@@ -180,22 +181,41 @@ def cmd_episodes(config: EpisodesConfig) -> int:
 
 @dataclass
 class DatasetConfig:
-    """Convert episode bags into a training dataset (once)."""
+    """Convert episode bags into a training dataset (once), or into a LeRobot v3 dataset; or import
+    a LeRobot v3 dataset (a folder with meta/info.json) into a training dataset."""
 
-    episodes: Positional[str]  # folder of episode bags
+    episodes: Positional[str]  # folder of episode bags, or a LeRobot v3 dataset folder to import
     output: Positional[str]  # dataset folder to create
     image_size: int | None = None  # px, frames resized to it (None: as recorded)
     include_incomplete: bool = False  # also the episodes cut short by the graph
+    format: Literal["wmpo", "lerobot"] = "wmpo"  # what to write: the training dataset, or LeRobot v3 (from bags)
+    lerobot: LeRobotOptions = field(default_factory=LeRobotOptions)  # LeRobot export / import settings
 
 
 def cmd_dataset(config: DatasetConfig) -> int:
+    from functools import partial
+
     from tqdm import tqdm
 
+    from wmpo_episodes import lerobot_format
     from wmpo_episodes.bag_conversion import build_dataset
+    from wmpo_episodes.dataset import write_dataset
 
-    records = build_dataset(
-        Path(config.episodes), Path(config.output), config.image_size, config.include_incomplete, progress=tqdm
-    )
+    source, output = Path(config.episodes), Path(config.output)
+    if lerobot_format.is_lerobot_dataset(source):
+        if config.format == "lerobot":
+            raise SystemExit(f"{source} is a LeRobot dataset already; --format lerobot converts bags")
+        episodes = lerobot_format.read_lerobot_episodes(source, config.lerobot, config.image_size)
+        records = write_dataset(
+            output, (e for e in episodes if config.include_incomplete or e[0]["outcome"] != "incomplete")
+        )
+    else:
+        write = write_dataset
+        if config.format == "lerobot":
+            write = partial(lerobot_format.write_lerobot_dataset, options=config.lerobot)
+        records = build_dataset(
+            source, output, config.image_size, config.include_incomplete, progress=tqdm, write=write
+        )
     outcomes = {o: sum(r.outcome == o for r in records) for o in ("success", "failure", "incomplete")}
     print(f"{len(records)} episodes, {sum(r.num_steps for r in records)} steps -> {config.output} ({outcomes})")
     return 0

@@ -95,25 +95,31 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
 
 
 def build_dataset(
-    episodes_dir: Path, output: Path, image_size: int | None = None, include_incomplete: bool = False, progress=None
+    episodes_dir: Path,
+    output: Path,
+    image_size: int | None = None,
+    include_incomplete: bool = False,
+    progress=None,
+    write=write_dataset,
 ) -> list[EpisodeRecord]:
-    """Convert every labelled episode bag of ``episodes_dir`` into one dataset folder ``output``."""
+    """Convert every labelled episode bag of ``episodes_dir`` into one dataset folder ``output``
+    (``write``: write_dataset, or lerobot_format.write_lerobot_dataset with its options bound)."""
     if Path(output).exists():
         raise FileExistsError(f"{output} exists already; not overwriting")
     infos = [e for e in list_episodes(episodes_dir) if include_incomplete or e.outcome != "incomplete"]
     if not infos:
         raise DatasetError(f"no usable episode bags in {episodes_dir}")
-    return bags_to_dataset([(info.summary, info.path) for info in infos], output, image_size, progress)
+    return bags_to_dataset([(info.summary, info.path) for info in infos], output, image_size, progress, write)
 
 
 def bags_to_dataset(
-    bags: list[tuple[dict, Path]], output: Path, image_size: int | None = None, progress=None
+    bags: list[tuple[dict, Path]], output: Path, image_size: int | None = None, progress=None, write=write_dataset
 ) -> list[EpisodeRecord]:
     """The one way episode bags become a dataset: each (summary, bag path), in order, read and
-    aligned (``read_episode_arrays``) and written into ``output``. ``build_dataset`` (the labelled
-    bags of a folder) and the collectors (a collection's bags, one per goal) use it."""
+    aligned (``read_episode_arrays``) and written by ``write`` into ``output``. ``build_dataset``
+    (the labelled bags of a folder) and the collectors (a collection's bags, one per goal) use it."""
     episodes = (
         ({**summary, "bag": str(bag)}, read_episode_arrays(Path(bag), image_size))
         for summary, bag in (progress(bags) if progress else bags)
     )
-    return write_dataset(output, episodes)
+    return write(output, episodes)

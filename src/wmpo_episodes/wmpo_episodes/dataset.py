@@ -109,6 +109,8 @@ class EpisodeDataset:
 
     def __init__(self, path: Path):
         path = Path(path)
+        if (path / "meta" / "info.json").is_file():
+            raise DatasetError(f"{path} is a LeRobot dataset: import it first with `wmpo dataset {path} OUTPUT`")
         try:
             meta = json.loads((path / "episodes.json").read_text())
             if meta.get("format") != "wmpo-episodes-v1":

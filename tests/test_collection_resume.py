@@ -93,7 +93,9 @@ def test_sim_collection_resumed_after_a_kill_runs_only_the_missing_goals(fake_si
         SimCollector(run_sim_episodes)(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
     fake_sim_graph.update(ran=[], kill_after=None)
     report = SimCollector(run_sim_episodes)(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
-    assert fake_sim_graph["ran"] == GOALS[3:]
+    # Each goal samples from the seed of its place in the list, resumed or not: the draws it would
+    # have had, and the group's alike goals draw apart.
+    assert fake_sim_graph["ran"] == [{**goal, "sampling_seed": i} for i, goal in enumerate(GOALS)][3:]
     assert report["episodes"] == 4 and json.loads((output / "summary.json").read_text())["episodes"] == 4
     records = EpisodeDataset(report["dataset"]).records
     assert sorted(r.init_state_id for r in records) == [5000, 5000, 5001, 5001]
@@ -146,7 +148,12 @@ def test_graph_collection_resumed_after_a_cancel_runs_only_the_missing_goals(rcl
             return Done(self.answer)
 
     def goal_of(request):
-        return {"init_state_id": request.init_state_id, "max_steps": request.max_steps, "seed": request.seed}
+        return {
+            "init_state_id": request.init_state_id,
+            "max_steps": request.max_steps,
+            "seed": request.seed,
+            "sampling_seed": request.sampling_seed,
+        }
 
     def fake_send_goal(client, request, wait):
         sent.append(goal_of(request))
@@ -167,7 +174,7 @@ def test_graph_collection_resumed_after_a_cancel_runs_only_the_missing_goals(rcl
         report = collector(TASK, str(tmp_path / "policy"), GOALS, output, 1.0)
     finally:
         node.destroy_node()
-    assert sent == [{"init_state_id": 5001, "max_steps": 4, "seed": -1}]
+    assert sent == [{"init_state_id": 5001, "max_steps": 4, "seed": -1, "sampling_seed": 3}]  # the 4th goal's
     assert report["episodes"] == 4
     records = EpisodeDataset(report["dataset"]).records
     assert sorted(r.init_state_id for r in records) == [5000, 5000, 5001, 5001]

@@ -145,14 +145,3 @@ def test_workers_on_one_machine_take_distinct_domain_ids_outside_the_tests_and_s
     assert again == 215
     for _, handle in [*claims[1:], (again, lock)]:
         handle.close()
-
-
-def test_a_sampling_policy_is_refused_on_several_workers_before_any_starts(tmp_path):
-    import ray
-
-    from wmpo_bringup.sim_episodes import run_sim_episodes
-
-    sampling = {**FAST_SIM, "policy_server": {"backend": "vla", "checkpoint": str(tmp_path), "temperature": 1.0}}
-    with pytest.raises(SystemExit):
-        run_sim_episodes(TASK, GOALS, tmp_path / "out", sampling, "test", workers=2)
-    assert not ray.is_initialized() and not (tmp_path / "out" / "logs").exists()

@@ -85,3 +85,24 @@ def test_wmpo_eval_rolls_a_checkpoint_out_on_the_given_seeds(tmp_path, ros_domai
     assert (cubes[0].x, cubes[0].y) != (cubes[1].x, cubes[1].y)  # two seeds, two scenes
     with pytest.raises(SystemExit):  # one or the other
         main([*argv, "--init-states", "1000:1002"])
+
+
+def test_a_sampling_policy_draws_the_same_chunks_for_the_same_goal_whatever_ran_before(tmp_path, ros_domain):
+    """At temperature > 0 the policy server restarts its sampling from the goal's sampling seed:
+    the same goal gets the same chunks after other episodes on this graph, as it would on any other
+    graph (parallel workers), and another sampling seed other draws in the same scene."""
+    checkpoint = small_policy().save_pretrained(tmp_path / "vla")
+    overrides = {"policy_server": {"backend": "vla", "checkpoint": str(checkpoint), "temperature": 1.0}}
+
+    def chunks(result) -> np.ndarray:
+        return np.array([c.actions for c in topic_messages(result.bag_path)["/policy_server/action_chunk"]])
+
+    with running_sim_graph(tmp_path, ros_domain, overrides) as (processes, client, episodes):
+        goal = {"init_state_id": 1000, "max_steps": 16, "record_mode": "all", "timeout": 180}
+        first = client.run_episode("Lift", sampling_seed=7, **goal)
+        other = client.run_episode("Lift", sampling_seed=8, **goal)
+        again = client.run_episode("Lift", sampling_seed=7, **goal)
+        processes.check()
+    assert chunks(first).shape == (2, 8 * 7)
+    np.testing.assert_array_equal(chunks(again), chunks(first))
+    assert not np.allclose(chunks(other), chunks(first))

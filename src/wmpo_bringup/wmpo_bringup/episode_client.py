@@ -59,11 +59,17 @@ class EpisodeClient(Node):
         init_state_id: int = -1,
         max_steps: int = 0,
         record_mode: str = "",
+        sampling_seed: int = -1,
         timeout: float = 600.0,
         feedback=None,
     ) -> EpisodeResult:
         goal = RunEpisode.Goal(
-            task=task, seed=seed, init_state_id=init_state_id, max_steps=max_steps, record_mode=record_mode
+            task=task,
+            seed=seed,
+            init_state_id=init_state_id,
+            max_steps=max_steps,
+            record_mode=record_mode,
+            sampling_seed=sampling_seed,
         )
         handle = self.send_episode_goal(goal, feedback)
         if handle is None or not handle.accepted:

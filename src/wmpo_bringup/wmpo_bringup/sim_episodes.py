@@ -37,10 +37,11 @@ def run_sim_episodes(
 
     from wmpo_bringup.episode_client import EpisodeClient
     from wmpo_bringup.runner import GraphError, GraphProcesses
-    from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder
+    from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder, with_sampling_seeds
     from wmpo_episodes.episodes import list_episodes
 
     console = Console()
+    goals = with_sampling_seeds(goals)
     if workers < 1:
         raise ValueError(f"workers: at least 1, got {workers}")
     parallel = workers > 1 or ray_address is not None
@@ -94,11 +95,10 @@ def _run_in_parallel(task, goals, pending, slots, output, overrides, workers, ra
     from rich.progress import Progress
 
     from wmpo_bringup.graph import check_parameters, mode_parameters, params_file
-    from wmpo_bringup.sim_workers import WorkersFailed, check_parallel_overrides, run_on_workers
+    from wmpo_bringup.sim_workers import WorkersFailed, run_on_workers
 
     try:  # refused before any worker starts, as the serial path refuses before any node starts
         check_parameters("sim", mode_parameters(params_file("sim"), overrides=overrides))
-        check_parallel_overrides(overrides)
     except ValueError as error:
         console.print(f"[red]{error}")
         raise SystemExit(1) from None

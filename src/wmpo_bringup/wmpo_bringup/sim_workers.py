@@ -34,14 +34,14 @@ distinct ids; discovery stays on the machine (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCA
 A worker's graph processes die with the worker (PR_SET_PDEATHSIG on Linux), so a killed worker
 leaves no node processes behind.
 
-Same goals, same episodes as a serial run when the policy does not sample (the scripted expert, a
-greedy VLA: scenes and action noise are seeded per goal): the same outcomes, lengths and success
-steps, and trajectories alike up to the sim graph's own run-to-run jitter (two serial runs of the
-expert differ by up to ~1e-2 in their executed actions, more under load; episode ids and bag paths
-differ too). Two things depend on a graph's history and so would differ: a sampling VLA
-(temperature > 0: its generator is seeded once per policy server, so workers would draw alike
-samples; refused, see ``check_parallel_overrides``) and which successes ``record_mode: failures``
-keeps (the n-th success of a graph is kept by ``success_share``; outcomes are the same).
+Same goals, same episodes as a serial run: scenes and action noise are seeded per goal, and a
+sampling VLA (temperature > 0) restarts its draws from the goal's sampling seed
+(``wmpo_episodes.collection.with_sampling_seeds``): the same outcomes, lengths and success steps,
+and trajectories alike up to the sim graph's own run-to-run jitter (two serial runs of the expert
+differ by up to ~1e-2 in their executed actions, more under load; episode ids and bag paths differ
+too). One thing depends on a graph's history and so may differ: which successes
+``record_mode: failures`` keeps (the n-th success of a graph is kept by ``success_share``; outcomes
+are the same).
 """
 
 import collections
@@ -112,17 +112,6 @@ def worker_environment(environ=None) -> dict:
 
     env = node_environment() if environ is None else environ
     return {k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES) and k not in NOT_FORWARDED}
-
-
-def check_parallel_overrides(overrides: dict) -> None:
-    """ValueError for graph parameters whose episodes would depend on which worker runs them."""
-    policy = overrides.get("policy_server", {})
-    if policy.get("backend") == "vla" and float(policy.get("temperature", 0.0)) > 0:
-        raise ValueError(
-            "parallel sim episodes with a sampling policy (temperature > 0) are refused: every policy server "
-            "seeds its generator alike, so workers would draw the same samples (a group of alike goals would "
-            "get identical episodes); run them with one worker, or give the policy server a seed per episode"
-        )
 
 
 class SimGraphWorker:

@@ -15,6 +15,14 @@ COLLECTION_FILE = "collection.json"  # what the folder's collection is: resumed 
 GOAL_DEFAULTS = {"seed": -1, "init_state_id": -1, "max_steps": 0, "instruction": ""}
 
 
+def with_sampling_seeds(goals: list[dict]) -> list[dict]:
+    """The goals, each without a ``sampling_seed`` given its index in the list: a sampling policy
+    restarts its draws from it at the episode's start (RunEpisode.sampling_seed), so a goal gets the
+    same episode on any graph, serial or parallel, whatever ran before, and alike goals (a GRPO
+    group) draw apart. Goals that set one keep it (a job whose collections must not repeat draws)."""
+    return [{"sampling_seed": i, **goal} for i, goal in enumerate(goals)]
+
+
 class CollectionMismatch(ValueError):
     """The output folder holds another collection's episodes; the text says how they differ."""
 

@@ -339,6 +339,7 @@ class EpisodeManager(Node):
                         step=summary.num_steps,
                         episode_id=summary.episode_id,
                         instruction=summary.instruction,
+                        sampling_seed=goal.sampling_seed,
                     ),
                     self.param("policy_timeout") + 5.0,
                     "policy_server/get_action_chunk",

@@ -17,7 +17,7 @@ from rclpy.parameter_client import AsyncParameterClient
 
 from wmpo_common.atomic_json import write_json
 from wmpo_common.ros.action_goals import send_goal
-from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder
+from wmpo_episodes.collection import CollectionMismatch, assign, claim_folder, with_sampling_seeds
 from wmpo_episodes.summary import summary_to_dict
 from wmpo_interfaces.action import RunEpisode
 from wmpo_jobs.collector import SUMMARY_FILE, CollectionReport, collection_report, finished_collection, with_dataset
@@ -86,7 +86,7 @@ class GraphCollector:
                 self.deploy(checkpoint, temperature)
                 if not self.episodes.wait_for_server(timeout_sec=30.0):
                     raise CollectionError("episode_manager/run_episode not available")
-            for i, goal in enumerate(goals):
+            for i, goal in enumerate(with_sampling_seeds(goals)):
                 if slots[i] is not None:
                     continue
                 if self.should_stop():

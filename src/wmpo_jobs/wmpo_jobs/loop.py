@@ -90,7 +90,10 @@ def run_loop(
         folder = output / f"round_{r}"
         folder.mkdir(exist_ok=True)
         first = config.collect_first_init_state + r * config.budget
-        goals = [{"init_state_id": first + i, "max_steps": steps, "record_mode": "all"} for i in range(config.budget)]
+        goals = [  # sampling seeds distinct across rounds: no round repeats another's draws
+            {"init_state_id": first + i, "sampling_seed": first + i, "max_steps": steps, "record_mode": "all"}
+            for i in range(config.budget)
+        ]
 
         collected = _finished(folder, "collect") or _finish(
             folder, "collect", collect(config.task, policy, goals, folder / "rollouts", config.collect_temperature)

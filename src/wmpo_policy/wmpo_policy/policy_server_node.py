@@ -281,9 +281,16 @@ class PolicyServer(Node):
                 self._policy_error(f"episode start failed: {type(error).__name__}: {error}")
         self.instructions_received += 1
 
-    def _start_episode(self, instruction: str, episode_id: str = "", not_before_ns: int | None = None) -> None:
+    def _start_episode(
+        self,
+        instruction: str,
+        episode_id: str = "",
+        not_before_ns: int | None = None,
+        sampling_seed: int | None = None,
+    ) -> None:
         """Forget the previous episode: its frames (stamped before ``not_before_ns``, or in the
-        future), the backend's state and the ensemble (with the ensembling parameters now set)."""
+        future), the backend's state and the ensemble (with the ensembling parameters now set);
+        a sampling backend restarts from ``sampling_seed`` when one is given."""
         with self._lock:
             self._episode_id, self._instruction = episode_id, instruction
             self._images = [
@@ -293,7 +300,7 @@ class PolicyServer(Node):
             ]
             self.ensemble = self._new_ensemble()
         self.get_logger().info(f"new episode {episode_id or '(instruction topic)'}: {instruction!r}")
-        self.backend.reset()
+        self.backend.reset(sampling_seed)
 
     def _on_eef_pose(self, msg: PoseStamped) -> None:
         self._eef_pose = msg
@@ -377,7 +384,9 @@ class PolicyServer(Node):
             return response
         if request.episode_id and request.episode_id != self._episode_id:
             try:
-                self._start_episode(request.instruction or self._topic_instruction, request.episode_id, not_before)
+                instruction = request.instruction or self._topic_instruction
+                seed = request.sampling_seed if request.sampling_seed >= 0 else None
+                self._start_episode(instruction, request.episode_id, not_before, seed)
             except Exception as error:  # noqa: BLE001  a backend's reset: fail this request, keep serving
                 response.message = self._policy_error(f"episode start failed: {type(error).__name__}: {error}")
                 return response

@@ -37,10 +37,15 @@ def train(config: OnlineGRPOConfig, collect) -> Path:
     checkpoint, history = Path(config.policy), []
     for iteration in range(1, iterations + 1):
         first = config.first_init_state + (iteration - 1) * config.groups_per_iteration
-        goals = [
-            {"init_state_id": first + g, "max_steps": config.max_steps, "record_mode": "all"}
+        goals = [  # a group's G alike goals draw apart; no iteration repeats another's draws
+            {
+                "init_state_id": first + g,
+                "sampling_seed": (first + g) * grpo.group_size + j,
+                "max_steps": config.max_steps,
+                "record_mode": "all",
+            }
             for g in range(config.groups_per_iteration)
-            for _ in range(grpo.group_size)
+            for j in range(grpo.group_size)
         ]
         report = collect(config.task, str(checkpoint), goals, output / f"iter_{iteration}", grpo.temperature)
         data = EpisodeDataset(Path(report["dataset"]))

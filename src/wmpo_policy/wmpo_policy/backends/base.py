@@ -52,8 +52,10 @@ class PolicyBackend(ABC):
     def predict_chunk(self, observation: Observation) -> np.ndarray:
         """Return a (K, 7) float array of actions for the observation."""
 
-    def reset(self) -> None:
-        """Forget per-episode state (called at the start of each episode)."""
+    def reset(self, sampling_seed: int | None = None) -> None:
+        """Forget per-episode state (called at the start of each episode). A backend that samples
+        restarts its sampling from ``sampling_seed`` when one is given (the same seed, the same
+        draws, whatever ran before), else keeps drawing from where it was."""
 
 
 BACKENDS: dict[str, type[PolicyBackend]] = {}

@@ -201,8 +201,8 @@ class ScriptedExpert(PolicyBackend):
     def policy_id(self) -> str:
         return f"scripted_expert/{self._task or 'none'}"
 
-    def reset(self) -> None:
-        self._expert = None
+    def reset(self, sampling_seed: int | None = None) -> None:
+        self._expert = None  # deterministic: nothing to seed
 
     def predict_chunk(self, observation: Observation) -> np.ndarray:
         state = observation.privileged

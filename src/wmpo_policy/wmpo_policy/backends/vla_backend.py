@@ -30,6 +30,10 @@ class VLABackend(PolicyBackend):
     def normalization_id(self) -> str:
         return self.policy.stats.id
 
+    def reset(self, sampling_seed: int | None = None) -> None:
+        if sampling_seed is not None:
+            self.generator.manual_seed(sampling_seed)
+
     def predict_chunk(self, observation: Observation) -> np.ndarray:
         actions, _, _ = self.policy.predict(
             observation.image[None], [observation.instruction], self.temperature, self.generator

@@ -55,3 +55,35 @@ def test_the_command_line_is_the_config_dataclass(tmp_path):
     assert table1.Table1Config(checkpoint=[checkpoint]).checkpoints() == {"Lift": str(tmp_path / "policy")}
     with pytest.raises(ValueError, match="TASK=PATH"):
         table1.Table1Config(checkpoint=["Lift"]).checkpoints()
+
+
+def test_every_cell_is_evaluated_greedy_and_sampled_once_and_a_rerun_resumes(tmp_path):
+    """The base policy's cells under both protocols: greedy at temperature 0, sampled at the RL
+    temperature, stored once and shared by the seeds; a re-run collects nothing."""
+    import json
+
+    from wmpo_trainer.configs import GRPOConfig
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "report.json").write_text(json.dumps({"Lift": {"checkpoint": "ckpt"}}))
+    calls = []
+
+    def collect(task, checkpoint, goals, output, temperature):
+        calls.append((task, checkpoint, temperature, [g["init_state_id"] for g in goals]))
+        return {"successes": 1 if temperature else 2, "episodes": len(goals), "results": [{"bag": "b"}]}
+
+    config = table1.Table1Config(
+        tasks=["Lift"], seeds=[0, 1], methods=[], base=str(base), output=str(tmp_path / "t"), eval_episodes=3
+    )
+    cells = table1.run_task("Lift", config, collect)
+    states = [1000, 1001, 1002]
+    assert calls == [("Lift", "ckpt", 0.0, states), ("Lift", "ckpt", GRPOConfig().temperature, states)]
+    assert cells["greedy"]["base"] == [{"successes": 2, "episodes": 3}] * 2  # one per seed, "results" not kept
+    assert cells["sampled"]["base"] == [{"successes": 1, "episodes": 3}] * 2
+    calls.clear()
+    assert table1.run_task("Lift", config, collect) == cells and calls == []
+    text = table1.write_table(tmp_path / "t", {"Lift": cells}, budget=32)
+    greedy, sampled = text.split("\n\nsampled:\n\n")
+    assert greedy.startswith("greedy:") and "| base | 0.67" in greedy and "| base | 0.33" in sampled
+    assert (tmp_path / "t" / "table1.png").stat().st_size > 0

@@ -1,6 +1,8 @@
 """The shape of the paper's Table 1 at small scale: at the same budget P of real episodes, the base
-policy vs model-free online GRPO vs DPO vs WMPO, each evaluated greedily on the same held-out
-initial states, per task; success rates pooled over seeds with 95% Wilson intervals.
+policy vs model-free online GRPO vs DPO vs WMPO, each evaluated on the same held-out initial states
+under two protocols, greedy (the paper's) and sampled at the RL temperature (RLinf's; a binned
+policy's greedy choice flips under small updates), per task; success rates pooled over seeds with
+95% Wilson intervals.
 
 Inputs per task come from ``wmpo base-policy`` (its --output, default runs/base): the base policy
 checkpoint (report.json) and the expert demonstrations' dataset (<task>/data). The world model is
@@ -25,14 +27,15 @@ from wmpo_trainer.configs import DPOConfig, GRPOConfig, OnlineGRPOConfig
 from wmpo_worldmodel.configs import WMConfig
 
 METHODS = ("base", "online GRPO", "DPO", "WMPO")
+PROTOCOLS = ("greedy", "sampled")  # temperature 0, and the RL (GRPO) temperature
 Method = Literal["online GRPO", "DPO", "WMPO"]
 
 
 @dataclass
 class Table1Config:
     """Table 1 at small scale: base policy vs online GRPO vs DPO vs WMPO at the same budget P of
-    real episodes, greedy on the same held-out initial states, pooled over seeds (95% Wilson
-    intervals, Fisher exact p of WMPO against each). Runs outside CI: hours on a CPU."""
+    real episodes, greedy and sampled on the same held-out initial states, pooled over seeds (95%
+    Wilson intervals, Fisher exact p of WMPO against each). Runs outside CI: hours on a CPU."""
 
     tasks: list[str] = field(default_factory=lambda: ["Lift", "NutAssemblySquare"])  # simulated tasks
     budget: int = 32  # P: real episodes per method and seed
@@ -80,8 +83,10 @@ def cell(path: Path, run) -> dict:
     return json.loads(path.read_text())
 
 
-def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, list[dict]]:
-    """Every cell of ``task`` (resuming), by method: the evaluations of each seed."""
+def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, dict[str, list[dict]]]:
+    """Every cell of ``task`` (resuming), by protocol then method: the evaluations of each seed.
+    A cell is <output>/<task>/seed_<s>/<method> <protocol>.json (the base policy's: <task>/base
+    <protocol>.json, shared by the seeds); a method that made no update keeps the base's cells."""
     from wmpo_trainer import dpo, online_grpo
     from wmpo_worldmodel.train_world_model import train as train_world_model
 
@@ -100,12 +105,37 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, l
         {"init_state_id": i, "max_steps": config.max_steps, "record_mode": "all"}
         for i in range(config.eval_first_state, last_state)
     ]
-    base = cell(folder / "base.json", lambda: collect(task, policy, eval_goals, folder / "base_eval", 0.0))
+    temperatures = {"greedy": 0.0, "sampled": config.grpo.temperature}
+
+    def evaluate(out: Path, method: str, checkpoint, greedy=None) -> dict[str, dict]:
+        """``checkpoint()`` (trained, or resumed, only when a cell is missing) under both protocols;
+        ``greedy``: the greedy evaluation when the method's own job already ran it (the loop)."""
+        trained = {}
+
+        def run(protocol: str) -> dict:
+            if protocol == "greedy" and greedy is not None:
+                return greedy()
+            if "path" not in trained:
+                trained["path"] = checkpoint()
+            if isinstance(trained["path"], dict):  # no update: the base policy's evaluation
+                return {**base[protocol], "note": trained["path"]["note"]}
+            eval_dir = out / f"{method.replace(' ', '_').lower()}_{protocol}_eval"
+            return collect(task, trained["path"], eval_goals, eval_dir, temperatures[protocol])
+
+        return {protocol: cell(out / f"{method} {protocol}.json", lambda p=protocol: run(p)) for protocol in PROTOCOLS}
+
+    base = {}
+    base.update(evaluate(folder, "base", lambda: policy))
     runtime = {"threads": config.threads, "device": config.device}
-    cells = {method: [] for method in METHODS}
+    cells = {protocol: {method: [] for method in METHODS} for protocol in PROTOCOLS}
+
+    def add(method: str, evaluations: dict[str, dict]) -> None:
+        for protocol in PROTOCOLS:
+            cells[protocol][method].append(evaluations[protocol])
+
     for seed in config.seeds:
         out = folder / f"seed_{seed}"
-        cells["base"].append(base)
+        add("base", base)
         if "WMPO" in config.methods:
             pretraining = WMConfig(
                 datasets=[demos], output=str(folder / "world_model"), steps=config.wm_steps, **runtime
@@ -128,10 +158,19 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, l
                 **runtime,
             )
             (out / "wmpo").mkdir(parents=True, exist_ok=True)
-            shutil.copy(folder / "base.json", out / "wmpo" / "base_evaluate.json")  # the loop skips it: done
-            cells["WMPO"].append(cell(out / "WMPO.json", lambda c=loop_config: _loop_evaluation(c, collect)))
+            shutil.copy(folder / "base greedy.json", out / "wmpo" / "base_evaluate.json")  # the loop skips it
+            round_0 = out / "wmpo" / "round_0"
+            add(
+                "WMPO",
+                evaluate(
+                    out,
+                    "WMPO",
+                    lambda c=loop_config, r=round_0: _loop_policy(c, collect, r),
+                    greedy=lambda c=loop_config, r=round_0: _loop_evaluation(c, collect, r),
+                ),
+            )
 
-        def run_dpo(seed=seed, out=out):
+        def train_dpo(seed=seed, out=out):
             collected = out / "wmpo" / "round_0" / "collect.json"
             if not collected.is_file():
                 raise SystemExit(f"DPO learns from the WMPO round's P rollouts and {collected} is missing: run WMPO")
@@ -145,15 +184,14 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, l
                 **runtime,
             )
             try:
-                trained = dpo.train(dpo_config)
+                return str(dpo.train(dpo_config))
             except ValueError as error:  # all P rollouts succeeded or all failed: no preference pairs
-                return {**base, "note": f"no DPO update ({error}); the base policy's evaluation"}
-            return collect(task, str(trained), eval_goals, out / "dpo_eval", 0.0)
+                return {"note": f"no DPO update ({error}); the base policy's evaluation"}
 
         if "DPO" in config.methods:
-            cells["DPO"].append(cell(out / "DPO.json", run_dpo))
+            add("DPO", evaluate(out, "DPO", train_dpo))
 
-        def run_online(seed=seed, out=out):
+        def train_online(seed=seed, out=out):
             online = OnlineGRPOConfig(
                 policy=policy,
                 task=task,
@@ -170,19 +208,31 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, l
             history = json.loads((out / "online_grpo" / "history.json").read_text())
             if not any(row["informative_groups"] for row in history):  # the weights never changed
                 note = "no online GRPO update (no group had both a success and a failure)"
-                return {**base, "note": f"{note}; the base policy's evaluation"}
-            return collect(task, str(trained), eval_goals, out / "online_grpo_eval", 0.0)
+                return {"note": f"{note}; the base policy's evaluation"}
+            return str(trained)
 
         if "online GRPO" in config.methods:
-            cells["online GRPO"].append(cell(out / "online GRPO.json", run_online))
-    return {method: results for method, results in cells.items() if results}
+            add("online GRPO", evaluate(out, "online GRPO", train_online))
+    return {
+        protocol: {method: results for method, results in by_method.items() if results}
+        for protocol, by_method in cells.items()
+    }
 
 
-def _loop_evaluation(config: LoopConfig, collect: Collector) -> dict:
+def _loop_policy(config: LoopConfig, collect: Collector, round_0: Path) -> str:
+    """The WMPO round's improved policy (running the loop round first if needed)."""
     from wmpo_jobs.loop import run_loop
 
     run_loop(config, collect)
-    return json.loads((Path(config.output) / "round_0" / "evaluate.json").read_text())
+    return json.loads((round_0 / "wmpo.json").read_text())["policy"]
+
+
+def _loop_evaluation(config: LoopConfig, collect: Collector, round_0: Path) -> dict:
+    """The WMPO round's own greedy evaluation of its improved policy."""
+    from wmpo_jobs.loop import run_loop
+
+    run_loop(config, collect)
+    return json.loads((round_0 / "evaluate.json").read_text())
 
 
 def pooled(results: list[dict]) -> tuple[float, float, float, int]:
@@ -223,8 +273,14 @@ def table_lines(table: dict[str, dict[str, list[dict]]], budget: int) -> list[st
     return lines
 
 
-def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: int) -> str:
-    """table1.md and table1.png (pooled rates with their 95% intervals); returns the markdown."""
+def by_protocol(table: dict[str, dict[str, dict[str, list[dict]]]], protocol: str) -> dict[str, dict[str, list[dict]]]:
+    """{task: {protocol: {method: cells}}} -> one protocol's {task: {method: cells}}."""
+    return {task: protocols[protocol] for task, protocols in table.items()}
+
+
+def write_table(output: Path, table: dict[str, dict[str, dict[str, list[dict]]]], budget: int) -> str:
+    """table1.md (a table per protocol) and table1.png (pooled rates with their 95% intervals, a
+    panel per protocol); returns the markdown."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -232,22 +288,26 @@ def write_table(output: Path, table: dict[str, dict[str, list[dict]]], budget: i
     import numpy as np
 
     tasks = list(table)
-    methods = [method for method in METHODS if method in table[tasks[0]]]
-    text = "\n".join(table_lines(table, budget)) + "\n"
+    sections = []
+    figure, axes = plt.subplots(1, len(PROTOCOLS), figsize=(2 * (2.5 + 2.5 * len(tasks)), 3.5), sharey=True)
+    for axis, protocol in zip(axes, PROTOCOLS, strict=True):
+        cells = by_protocol(table, protocol)
+        sections.append(f"{protocol}:\n\n" + "\n".join(table_lines(cells, budget)))
+        methods = [method for method in METHODS if method in cells[tasks[0]]]
+        width = 0.8 / len(methods)
+        for m, method in enumerate(methods):
+            stats = [pooled(cells[task][method]) for task in tasks]
+            x = np.arange(len(tasks)) + (m - (len(methods) - 1) / 2) * width
+            rates = np.array([s[0] for s in stats])
+            errors = [rates - [s[1] for s in stats], np.array([s[2] for s in stats]) - rates]
+            axis.bar(x, rates, width, yerr=errors, capsize=3, label=method)
+        axis.set_xticks(np.arange(len(tasks)), tasks)
+        axis.set_ylim(0, 1)
+        axis.set_title(f"{protocol}, P = {budget} real episodes per method")
+    axes[0].set_ylabel("success rate (95% CI)")
+    axes[0].legend(fontsize=8)
+    text = "\n\n".join(sections) + "\n"
     (output / "table1.md").write_text(text)
-    figure, axis = plt.subplots(figsize=(2.5 + 2.5 * len(tasks), 3.5))
-    width = 0.8 / len(methods)
-    for m, method in enumerate(methods):
-        stats = [pooled(table[task][method]) for task in tasks]
-        x = np.arange(len(tasks)) + (m - (len(methods) - 1) / 2) * width
-        rates = np.array([s[0] for s in stats])
-        errors = [rates - [s[1] for s in stats], np.array([s[2] for s in stats]) - rates]
-        axis.bar(x, rates, width, yerr=errors, capsize=3, label=method)
-    axis.set_xticks(np.arange(len(tasks)), tasks)
-    axis.set_ylabel("success rate (95% CI)")
-    axis.set_ylim(0, 1)
-    axis.set_title(f"P = {budget} real episodes per method")
-    axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(output / "table1.png", dpi=120)
     plt.close(figure)

@@ -34,6 +34,7 @@ class CountingBackend(PolicyBackend):
         self.calls = 0
         self.instructions: list[str] = []
         self.resets = 0
+        self.sampling_seeds = []
         self.fail: Exception | None = None
 
     @property
@@ -48,8 +49,9 @@ class CountingBackend(PolicyBackend):
         self.instructions.append(observation.instruction)
         return np.full((8, 7), float(self.calls), np.float32)
 
-    def reset(self) -> None:
+    def reset(self, sampling_seed: int | None = None) -> None:
         self.resets += 1
+        self.sampling_seeds.append(sampling_seed)
 
 
 class Harness:
@@ -193,6 +195,19 @@ def test_the_request_starts_its_episode_whatever_the_instruction_topic_says(serv
     assert g.spin_until(lambda: g.server.instructions_received > received)
     np.testing.assert_array_equal(chunk("e2", "stack the cubes", 4)[:4], 3.0)
     assert backend.resets == 2
+
+
+def test_a_requests_sampling_seed_reaches_the_backend_when_its_episode_starts(serve):
+    """sampling_seed >= 0 restarts the backend's draws at the episode's start; -1 (the default)
+    lets it keep drawing; a request of the running episode resets nothing."""
+    backend = CountingBackend()
+    g = serve(backend)
+    for episode, seed in (("e1", 5), ("e1", 5), ("e2", -1), ("e3", 0)):
+        stamp = time.time_ns()
+        g.publish(stamp)
+        served = g.request(stamp, episode_id=episode, instruction="lift", sampling_seed=seed)
+        assert served.success, served.message
+    assert backend.sampling_seeds == [5, None, 0]
 
 
 def test_ensembling_set_at_run_time_applies_from_the_next_episode(serve):

@@ -44,6 +44,7 @@ from typing import Literal
 import numpy as np
 
 from wmpo_common.atomic_folder import atomic_folder
+from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import DatasetError, EpisodeRecord
 
 CODEBASE_VERSION = "v3.0"
@@ -412,7 +413,7 @@ class _LeRobotWriter:
             "features": self.features,
         }
         for name, content in ((INFO_PATH, info), (STATS_PATH, _listed(aggregate_stats(self.episode_stats)))):
-            (self.root / name).write_text(json.dumps(content, indent=4, ensure_ascii=False))
+            write_json(self.root / name, content, indent=4)
 
     def close(self):
         if self.data_writer is not None:

@@ -79,6 +79,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / mse))
 
 
+def test_the_export_leaves_the_process_scheduling_as_it_was(recorded, tmp_path):
+    """SVT-AV1, LeRobot's AV1 encoder, puts the encoding thread on real-time SCHED_FIFO when it
+    runs as root (as in CI): a process left there starves a 2-core machine once it busy-waits,
+    and every process it starts (a graph's nodes) inherits it. The export puts it back."""
+    import os
+
+    folder, _ = recorded
+    before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    assert cli.main(["dataset", str(folder), str(tmp_path / "lift"), "--format", "lerobot"]) == 0
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+
+
 def test_export_is_lerobot_v3_layout(exported, recorded):
     import pandas as pd
     import pyarrow.parquet as pq

@@ -36,6 +36,7 @@ decoded with PyAV, image features from their PNG bytes; nothing from LeRobot is 
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -152,6 +153,19 @@ def _next_file(chunk_index: int, file_index: int) -> tuple[int, int]:
 
 
 # -- export -------------------------------------------------------------------------------------
+@contextmanager
+def _scheduling_kept():
+    """Put the calling thread's scheduling back as it was: SVT-AV1 (LeRobot's AV1 encoder) moves
+    the thread that encodes to real-time SCHED_FIFO when it runs as root, and a process left there
+    starves the machine once it busy-waits (every process it starts inherits it)."""
+    policy, priority = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, priority):
+            os.sched_setscheduler(0, policy, priority)
+
+
 class _VideoFiles:
     """One camera's mp4 files: episodes appended one after another, a new file past the size limit."""
 
@@ -187,11 +201,12 @@ class _VideoFiles:
             self._open()
         start = self.frames_in_file
         time_base = Fraction(1, self.options.fps)
-        for frame in frames:
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            video_frame.pts, video_frame.time_base = self.frames_in_file, time_base
-            self._mux(self.stream.encode(video_frame))
-            self.frames_in_file += 1
+        with _scheduling_kept():
+            for frame in frames:
+                video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                video_frame.pts, video_frame.time_base = self.frames_in_file, time_base
+                self._mux(self.stream.encode(video_frame))
+                self.frames_in_file += 1
         prefix = f"videos/{self.key}/"
         return {
             prefix + "chunk_index": self.chunk_index,
@@ -206,8 +221,9 @@ class _VideoFiles:
 
     def close(self):
         if self.container is not None:
-            self._mux(self.stream.encode())
-            self.container.close()
+            with _scheduling_kept():
+                self._mux(self.stream.encode())
+                self.container.close()
             self.container = None
 
     def info(self) -> dict:

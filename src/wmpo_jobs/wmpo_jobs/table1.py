@@ -124,8 +124,7 @@ def run_task(task: str, config: Table1Config, collect: Collector) -> dict[str, d
 
         return {protocol: cell(out / f"{method} {protocol}.json", lambda p=protocol: run(p)) for protocol in PROTOCOLS}
 
-    base = {}
-    base.update(evaluate(folder, "base", lambda: policy))
+    base = evaluate(folder, "base", lambda: policy)  # what a method without an update reports
     runtime = {"threads": config.threads, "device": config.device}
     cells = {protocol: {method: [] for method in METHODS} for protocol in PROTOCOLS}
 

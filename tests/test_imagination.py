@@ -1,6 +1,7 @@
 """The imagination API: a policy acting inside the world model, judged by the reward model."""
 
 import numpy as np
+import pytest
 import torch
 from test_reward_model import toy_episode
 from test_vla_model import INSTRUCTIONS, small_policy
@@ -80,3 +81,30 @@ def test_a_success_seen_only_past_the_step_budget_is_a_failure_and_chunks_after_
     mask = chunk_mask(torch.as_tensor(judged.success_frame), judged.num_chunks, 8)
     assert np.all(judged.success_frame == reward.num_frames - 1)  # the first full window, frame 3
     assert mask[:, 0].all() and not mask[:, 1:].any()  # chunk 0 (frames 0-7) counts, later ones are masked
+
+
+def test_each_rollout_is_judged_within_its_own_budget_and_the_chunks_past_it_are_masked():
+    """Keyframe starts give each rollout the steps its real episode had left: a batch imagines
+    enough chunks for the largest budget, judges rollout b on its first budget_b + 1 frames only,
+    and GRPO masks the chunks that start at or after a rollout's budget."""
+    from wmpo_trainer.grpo import chunk_mask
+
+    starts = np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    reward = VideoRewardModel.tiny(image_size=16)
+    budgets = np.array([10, 20])
+    frames = run(0, starts, max_steps=budgets).frames
+    assert frames.shape[1] == 1 + 24  # ceil(20 / 8) chunks for both
+    scores = reward.judge(frames[0]).scores
+    within = scores[: 10 + 1 - reward.num_frames + 1].max()  # windows ending at frame <= 10
+    assert scores.max() > within, "rollout 0 scores no higher past its budget; pick other starts"
+    reward.threshold = (within + scores.max()) / 2  # rollout 0 succeeds only past its own budget
+    batch = run(0, starts, reward, max_steps=budgets)
+    np.testing.assert_array_equal(batch.budgets, budgets)
+    assert not batch.success[0] and batch.success_frame[0] == -1
+    assert batch.success_frame[1] == reward.judge(frames[1, :21]).success_frame
+
+    mask = chunk_mask(torch.tensor([-1, -1]), batch.num_chunks, 8, torch.as_tensor(budgets))
+    assert mask.tolist() == [[True, True, False], [True, True, True]]  # chunk 2 starts at step 16 >= 10
+
+    with pytest.raises(ValueError, match="at least 1"):
+        run(0, starts, max_steps=np.array([0, 20]))

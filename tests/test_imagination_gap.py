@@ -28,3 +28,63 @@ def test_a_gap_within_the_bound_is_quiet(caplog):
 def test_outcomes_of_different_states_are_refused():
     with pytest.raises(ValueError, match="same states"):
         gap_from_counts([True, False], [True])
+
+
+def test_keyframe_starts_imagine_from_real_mid_episode_context_with_the_steps_left(tmp_path, monkeypatch):
+    """With real_context_fraction 1 every rollout starts from a real keyframe's context frames and
+    has max_steps - step steps; with 0 from the first frame and the whole budget; seeded."""
+    import torch
+    from test_reward_model import toy_episode
+    from test_vla_model import small_policy
+    from test_world_model import tiny_pipeline
+
+    import wmpo_worldmodel.imagination as imagination
+    from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+    from wmpo_jobs.imagination_gap import measure_gap
+    from wmpo_worldmodel.imagination import start_context
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    write_dataset(tmp_path / "real", [toy_episode(i, success=i % 2 == 0, steps=12) for i in range(4)])
+    real = EpisodeDataset(tmp_path / "real")
+    policy, world_model, reward = small_policy(), tiny_pipeline(), VideoRewardModel.tiny()
+    calls = []
+
+    def recording_imagine(world_model, policy, contexts, instructions, max_steps, *args, **kwargs):
+        calls.append((np.array(contexts), np.array(max_steps)))
+        return imagine(world_model, policy, contexts, instructions, max_steps, *args, **kwargs)
+
+    imagine = imagination.imagine
+    monkeypatch.setattr(imagination, "imagine", recording_imagine)
+
+    def starts(fraction, seed=0):
+        calls.clear()
+        gap = measure_gap(policy, world_model, reward, real, 16, 1.0, sampler_steps=1, seed=seed,
+                          real_context_fraction=fraction)  # fmt: skip
+        assert gap.real_context_fraction == fraction and gap.episodes == 4
+        return np.concatenate([c for c, _ in calls]), np.concatenate([b for _, b in calls])
+
+    nc = world_model.unet.config.context_frames
+    contexts, budgets = starts(1.0)
+    steps = 16 - budgets
+    assert steps.max() > 0 and np.all(steps < 12)  # keyframes before each episode's last frame
+    for i, step in enumerate(steps):
+        np.testing.assert_array_equal(contexts[i], start_context(real.episode(i)["frames"], step, nc))
+    again, again_budgets = starts(1.0)
+    np.testing.assert_array_equal(again, contexts)
+    np.testing.assert_array_equal(again_budgets, budgets)
+    first, first_budgets = starts(0.0)
+    assert np.all(first_budgets == 16)
+    for i in range(4):
+        np.testing.assert_array_equal(first[i], start_context(real.episode(i)["frames"], 0, nc))
+
+
+def test_a_keyframe_share_outside_zero_to_one_is_refused():
+    from wmpo_jobs.configs import LoopConfig
+    from wmpo_trainer.configs import WMPOConfig
+
+    with pytest.raises(ValueError, match="real_context_fraction is a share in"):
+        LoopConfig(task="Lift", policy="p", world_model="w", demos="d", real_context_fraction=1.5)
+    with pytest.raises(ValueError, match="real_context_fraction is a share in"):
+        WMPOConfig(policy="p", world_model="w", reward_model="r", starts=[], real_context_fraction=-0.1)

@@ -73,6 +73,41 @@ def test_wmpo_updates_the_policy_from_imagined_groups_and_resumes(tmp_path):
     assert [row["iteration"] for row in history] == [1, 2, 3]
 
 
+def test_keyframe_starts_give_each_group_a_real_mid_episode_context_and_the_steps_it_had_left(tmp_path):
+    from wmpo_trainer.train_wmpo import collect
+    from wmpo_worldmodel.imagination import start_context
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+
+    paths = tiny_setup(tmp_path)
+    policy, world_model = VLAPolicy.from_pretrained(paths["policy"]), WorldModelPipeline.load(paths["wm"])
+    reward = VideoRewardModel.from_pretrained(paths["reward"])
+    episodes = [toy_episode(i, False, steps=12)[1]["frames"] for i in range(3)]
+    config = WMPOConfig(
+        policy=paths["policy"],
+        world_model=paths["wm"],
+        reward_model=paths["reward"],
+        starts=[],
+        max_steps=16,
+        grpo=GRPOConfig(group_size=2, start_states=3, max_sampling_rounds=1),
+        real_context_fraction=1.0,
+        sampler_steps=1,
+    )
+    calls = []
+
+    def recording_imagine(world_model, policy, contexts, instructions, max_steps, *args):
+        calls.append((contexts, max_steps))
+        return imagine(world_model, policy, contexts, instructions, max_steps, *args)
+
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    starts = [(frames, "pick up the red cube") for frames in episodes]
+    collect(config, policy, world_model, reward, starts, rng, generator, recording_imagine)
+    (contexts, budgets), nc = calls[0], world_model.unet.config.context_frames
+    steps = 16 - budgets
+    assert len(contexts) == 6 and steps.max() > 0 and np.all(steps < 12)
+    for context, step in zip(contexts, steps, strict=True):  # each is some start episode's keyframe
+        assert any(np.array_equal(context, start_context(frames, step, nc)) for frames in episodes)
+
+
 def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path):
     import ray
 
@@ -89,14 +124,15 @@ def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path)
             policy,
             starts,
             [f"task {i}" for i in range(3)],
-            8,
+            np.array([8, 3, 16]),  # keyframe starts' budgets; shares [8, 3] and [16] imagine 2 chunks each
             1.6,
             None,
             "ddim",
             2,
             torch.Generator().manual_seed(0),
         )
-        assert batch.frames.shape == (3, 9, 16, 16, 3) and batch.bins.shape == (3, 1, 56)
+        assert batch.frames.shape == (3, 17, 16, 16, 3) and batch.bins.shape == (3, 2, 56)
+        assert batch.budgets.tolist() == [8, 3, 16]
         assert batch.instructions == ["task 0", "task 1", "task 2"]  # shares come back in order
         assert batch.success.shape == (3,)
         # The workers use the weights they are sent: the log-probs are the driver policy's.

@@ -29,6 +29,9 @@ class LoopConfig:
     wmpo_iterations: int = 4  # GRPO iterations in imagination per round
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     sampler_steps: int = 10  # denoising steps per imagined chunk
+    # Share of imagined rollouts (GRPO's and the gap's) started from a real keyframe of the round's
+    # episodes with the steps it had left, instead of their first frame (WoVR's keyframe starts).
+    real_context_fraction: float = 0.0
     # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
     # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
     drift_limit: float = 0.05
@@ -36,6 +39,10 @@ class LoopConfig:
     calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device of every phase: training, imagination and the policy server (cpu, cuda, cuda:N)
+
+    def __post_init__(self):
+        if not 0.0 <= self.real_context_fraction <= 1.0:
+            raise ValueError(f"real_context_fraction is a share in [0, 1], got {self.real_context_fraction}")
 
 
 @dataclass

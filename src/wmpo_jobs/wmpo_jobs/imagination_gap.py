@@ -1,8 +1,9 @@
 """The imagination gap: does the world model + reward model agree with reality for this policy?
 
-For a policy and a set of real start states: imagine one rollout per state from its real first
-frame (the policy acting, the world model imagining, the reward model judging), and compare the
-imagined success rate with the real success rate on the same states. WMPO's premise is that the
+For a policy and a set of real episodes: imagine one rollout per episode from its real first
+frame, or from a real mid-episode keyframe with the steps it had left (the starts GRPO draws with
+``real_context_fraction``), the policy acting, the world model imagining, the reward model judging;
+and compare the imagined success rate with the real success rate of the same episodes. WMPO's premise is that the
 aligned world model reproduces the policy's failures; a gap beyond ``bound`` means GRPO is
 optimising successes that are not real, and is reported loudly.
 """
@@ -33,6 +34,7 @@ class ImaginationGap:
     gap: float  # imagined - real
     bound: float
     temperature: float  # the policy's, in imagination and (should be) in reality
+    real_context_fraction: float = 0.0  # share of rollouts started from a real keyframe, not the first frame
 
     @property
     def exceeded(self) -> bool:
@@ -54,7 +56,11 @@ class ImaginationGap:
 
 
 def gap_from_counts(
-    imagined: np.ndarray, real: np.ndarray, bound: float = DEFAULT_BOUND, temperature: float = 0.0
+    imagined: np.ndarray,
+    real: np.ndarray,
+    bound: float = DEFAULT_BOUND,
+    temperature: float = 0.0,
+    real_context_fraction: float = 0.0,
 ) -> ImaginationGap:
     """imagined, real: bool (N,) outcomes on the same N start states."""
     imagined, real = np.asarray(imagined, dtype=bool), np.asarray(real, dtype=bool)
@@ -72,6 +78,7 @@ def gap_from_counts(
         gap=(k_imagined - k_real) / n,
         bound=bound,
         temperature=temperature,
+        real_context_fraction=real_context_fraction,
     )
     if gap.exceeded:
         log.warning(gap.warning())
@@ -89,23 +96,32 @@ def measure_gap(
     sampler_steps: int = 10,
     batch: int = 8,
     seed: int = 0,
+    real_context_fraction: float = 0.0,
 ) -> ImaginationGap:
-    """Imagine one rollout per real episode of ``real`` from its first frame with ``policy`` at
-    ``temperature`` (as the real episodes were run), judge it, and compare with the real labels."""
-    from wmpo_worldmodel.imagination import imagine
+    """Imagine one rollout per real episode of ``real`` with ``policy`` at ``temperature`` (as the
+    real episodes were run), judge it, and compare with the real labels. Each rollout starts from
+    the episode's first frame, or with probability ``real_context_fraction`` from a uniformly drawn
+    real keyframe (seeded) with the ``max_steps - step`` steps the real episode had left."""
+    from wmpo_worldmodel.imagination import imagine, keyframe_step, start_context
 
-    generator = torch.Generator().manual_seed(seed)
+    generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
+    context_frames = world_model.unet.config.context_frames
     records = real.records
     imagined = []
     for start in range(0, len(records), batch):
         indices = range(start, min(start + batch, len(records)))
-        frames = np.stack([np.asarray(real.episode(i)["frames"][0]) for i in indices])
+        contexts, budgets = [], []
+        for i in indices:
+            frames = np.asarray(real.episode(i)["frames"])
+            step = keyframe_step(len(frames), rng) if rng.random() < real_context_fraction else 0
+            contexts.append(start_context(frames, step, context_frames))
+            budgets.append(max(1, max_steps - step))
         rollouts = imagine(
             world_model,
             policy,
-            frames,
+            np.stack(contexts),
             [records[i].instruction for i in indices],
-            max_steps,
+            np.array(budgets),
             temperature=temperature,
             reward_model=reward_model,
             sampler_steps=sampler_steps,
@@ -113,7 +129,7 @@ def measure_gap(
         )
         imagined.extend(rollouts.success.tolist())
     outcomes = np.array([r.outcome == "success" for r in records])
-    return gap_from_counts(np.array(imagined), outcomes, bound, temperature)
+    return gap_from_counts(np.array(imagined), outcomes, bound, temperature, real_context_fraction)
 
 
 def load_and_measure(

@@ -218,7 +218,7 @@ def _drift_gate(before: str, after: str, rollouts: str, config: LoopConfig) -> d
     return deployment_gate(old, new, EpisodeDataset(Path(rollouts)), config.drift_limit)
 
 
-def _imagined_steps(config: LoopConfig, dataset: str) -> int:
+def imagined_steps(config: LoopConfig, dataset: str) -> int:
     """Imagined episode length: the loop's step budget, else the longest real episode's (the task's)."""
     from wmpo_episodes.dataset import EpisodeDataset
 
@@ -285,10 +285,11 @@ def _gap(policy: str, world_model: str, reward_model: str, real: str, temperatur
         world_model,
         reward_model,
         real,
-        max_steps=_imagined_steps(config, real),
+        max_steps=imagined_steps(config, real),
         temperature=temperature,
         bound=config.gap_bound,
         sampler_steps=config.sampler_steps,
+        real_context_fraction=config.real_context_fraction,
         device=config.device,
     )
     line = f"imagined {gap.imagined_rate:.2f} vs real {gap.real_rate:.2f} on {gap.episodes} start states"
@@ -296,7 +297,7 @@ def _gap(policy: str, world_model: str, reward_model: str, real: str, temperatur
 
 
 def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:
-    steps = _imagined_steps(config, starts)
+    steps = imagined_steps(config, starts)
     checkpoint = train_wmpo.train(
         WMPOConfig(
             policy=policy,
@@ -307,6 +308,7 @@ def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, st
             iterations=config.wmpo_iterations,
             max_steps=steps,
             grpo=config.grpo,
+            real_context_fraction=config.real_context_fraction,
             sampler_steps=config.sampler_steps,
             threads=config.threads,
             device=config.device,

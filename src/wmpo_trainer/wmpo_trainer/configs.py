@@ -45,6 +45,10 @@ class WMPOConfig:
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device (cpu, cuda, cuda:N); under torchrun, cuda = cuda:LOCAL_RANK
 
+    def __post_init__(self):
+        if not 0.0 <= self.real_context_fraction <= 1.0:
+            raise ValueError(f"real_context_fraction is a share in [0, 1], got {self.real_context_fraction}")
+
 
 @dataclass
 class DPOConfig:

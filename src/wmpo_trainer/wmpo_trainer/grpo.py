@@ -22,11 +22,16 @@ def informative_groups(rewards: np.ndarray) -> np.ndarray:
     return rewards.min(axis=1) != rewards.max(axis=1)
 
 
-def chunk_mask(success_frame: torch.Tensor, num_chunks: int, chunk_size: int) -> torch.Tensor:
-    """success_frame (B,) (-1 = none; frame f follows action f - 1) -> (B, C) bool: chunk c
-    counts unless it starts at or after the success frame (the episode was over)."""
+def chunk_mask(
+    success_frame: torch.Tensor, num_chunks: int, chunk_size: int, budgets: torch.Tensor | None = None
+) -> torch.Tensor:
+    """success_frame (B,) (-1 = none; frame f follows action f - 1), budgets (B,) control steps
+    (None = every chunk is within it) -> (B, C) bool: chunk c counts unless it starts at or after
+    the success frame or the budget (the episode was over)."""
     starts = torch.arange(num_chunks, device=success_frame.device) * chunk_size
     ended = (success_frame[:, None] >= 0) & (starts[None, :] >= success_frame[:, None])
+    if budgets is not None:
+        ended |= starts[None, :] >= budgets.to(success_frame.device)[:, None]
     return ~ended
 
 

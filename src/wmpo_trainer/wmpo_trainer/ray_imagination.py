@@ -8,6 +8,8 @@ the share size is a multiple of the group size), and the shares come back concat
 Without a running Ray cluster, ``ray.init`` starts a local instance; on a cluster, set RAY_ADDRESS.
 """
 
+import math
+
 import numpy as np
 import torch
 
@@ -27,7 +29,7 @@ class ImaginationWorker:
         self.world_model = WorldModelPipeline.load(world_model, device)
         self.reward = VideoRewardModel.from_pretrained(reward_model, device)
 
-    def imagine(self, weights, contexts, instructions, max_steps, temperature, sampler, sampler_steps, seed):
+    def imagine(self, weights, contexts, instructions, max_steps, temperature, sampler, sampler_steps, seed, chunks):
         from wmpo_worldmodel.imagination import imagine
 
         self.policy.model.load_state_dict(weights)
@@ -44,6 +46,7 @@ class ImaginationWorker:
             sampler,
             sampler_steps,
             generator,
+            chunks,
         )
 
 
@@ -86,16 +89,19 @@ class RayImagination:
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         weights = ray.put({k: v.cpu() for k, v in policy.model.state_dict().items()})
         shares = np.array_split(np.arange(len(contexts)), len(self.workers))
+        budgets = np.broadcast_to(np.asarray(max_steps), (len(contexts),))
+        chunks = math.ceil(budgets.max() / policy.model.config.chunk_size)  # every share the same
         futures = [
             worker.imagine.remote(
                 weights,
                 contexts[share],
                 [instructions[i] for i in share],
-                max_steps,
+                budgets[share],
                 temperature,
                 sampler,
                 sampler_steps,
                 seed + w,
+                chunks,
             )
             for w, (worker, share) in enumerate(zip(self.workers, shares, strict=True))
             if len(share)
@@ -109,6 +115,7 @@ class RayImagination:
             instructions=[i for p in parts for i in p.instructions],
             success=np.concatenate([p.success for p in parts]),
             success_frame=np.concatenate([p.success_frame for p in parts]),
+            budgets=np.concatenate([p.budgets for p in parts]),
         )
 
     def shutdown(self) -> None:

@@ -31,7 +31,7 @@ from wmpo_trainer.configs import WMPOConfig
 from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel
 from wmpo_trainer.grpo import chunk_mask, group_advantages, informative_groups
 from wmpo_trainer.policy_update import Trajectories, grpo_update
-from wmpo_worldmodel.imagination import ImaginedBatch, imagine, start_context
+from wmpo_worldmodel.imagination import ImaginedBatch, imagine, keyframe_step, start_context
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
@@ -46,19 +46,18 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
     kept, imagined, successes = [], 0, 0
     for _ in range(grpo.max_sampling_rounds):
         picks = [starts[i] for i in rng.integers(0, len(starts), grpo.start_states - len(kept))]
-        contexts, instructions = [], []
+        contexts, instructions, budgets = [], [], []
         for frames, instruction in picks:
-            step = 0
-            if rng.random() < config.real_context_fraction:
-                step = int(rng.integers(0, max(1, len(frames) - 1)))
+            step = keyframe_step(len(frames), rng) if rng.random() < config.real_context_fraction else 0
             contexts += [start_context(frames, step, world_model.unet.config.context_frames)] * size
             instructions += [instruction] * size
+            budgets += [max(1, config.max_steps - step)] * size  # the steps the real episode had left
         batch = imagine_fn(
             world_model,
             policy,
             np.stack(contexts),
             instructions,
-            config.max_steps,
+            np.array(budgets),
             grpo.temperature,
             reward,
             config.sampler,
@@ -90,6 +89,7 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
         instructions=[i for b, g in kept for i in group(b, g, b.instructions)],
         success=np.concatenate([group(b, g, b.success) for b, g in kept]),
         success_frame=np.concatenate([group(b, g, b.success_frame) for b, g in kept]),
+        budgets=np.concatenate([group(b, g, b.budgets) for b, g in kept]),
     )
     return merged, counts
 
@@ -150,7 +150,9 @@ def train(config: WMPOConfig) -> Path:
                     bins=batch.bins,
                     old_log_probs=batch.log_probs,
                     advantages=group_advantages(rewards).view(-1),
-                    token_mask=chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon)[:, :, None]
+                    token_mask=chunk_mask(
+                        torch.as_tensor(batch.success_frame), batch.num_chunks, horizon, torch.as_tensor(batch.budgets)
+                    )[:, :, None]
                     .expand_as(batch.bins)
                     .clone(),
                 )

@@ -3,9 +3,11 @@
 A batch of B rollouts runs in lockstep: the policy sees the newest frame of each rollout and
 returns a chunk of K actions, the world model imagines the K frames that follow, and so on for
 ceil(max_steps / K) chunks. Rollouts start from a start frame repeated as context (the paper), or
-from real mid-episode context frames (``real_context``: a follow-up paper found this reduces
-compounding error). With a reward model, each rollout is judged by its sliding window; the
-success frame lets the trainer mask the action tokens after it.
+from real mid-episode context frames (keyframe starts, ``start_context``: WoVR found this reduces
+compounding error); a rollout from step s of a real episode has the steps left of the budget,
+max_steps - s, so each rollout may have its own budget. With a reward model, each rollout is
+judged by its sliding window within its budget; the success frame lets the trainer mask the action
+tokens after it.
 """
 
 import math
@@ -28,6 +30,7 @@ class ImaginedBatch:
     instructions: list[str]  # (B,)
     success: np.ndarray | None = None  # (B,) bool, when a reward model judged the rollouts
     success_frame: np.ndarray | None = None  # (B,) int, -1 = no success
+    budgets: np.ndarray | None = None  # (B,) int control steps within each rollout's budget (<= C*K)
 
     @property
     def num_chunks(self) -> int:
@@ -40,19 +43,28 @@ def start_context(frames: np.ndarray, step: int, context_frames: int) -> np.ndar
     return np.asarray(frames)[np.maximum(np.arange(step - context_frames + 1, step + 1), 0)]
 
 
+def keyframe_step(num_frames: int, rng: np.random.Generator) -> int:
+    """A uniformly drawn real mid-episode start step of an episode of ``num_frames`` frames
+    (T + 1): any step before the last frame, so that at least one real step follows it."""
+    return int(rng.integers(0, max(1, num_frames - 1)))
+
+
 def imagine(
     world_model: WorldModelPipeline,
     policy,
     contexts: np.ndarray,
     instructions: list[str],
-    max_steps: int,
+    max_steps: int | np.ndarray,
     temperature: float = 1.0,
     reward_model: VideoRewardModel | None = None,
     sampler: str = "ddim",
     sampler_steps: int = 10,
     generator: torch.Generator | None = None,
+    num_chunks: int | None = None,
 ) -> ImaginedBatch:
     """contexts: uint8 (B, H, W, 3) start frames, or (B, Nc, H, W, 3) real context frames.
+    max_steps: the step budget, one for all or (B,) each rollout's own (>= 1). num_chunks: chunks
+    to imagine, at least enough for the largest budget (None = just enough: ceil(max / K)).
     ``policy``: a VLAPolicy (predict(images, instructions, temperature, generator))."""
     contexts = np.asarray(contexts)
     nc, horizon = world_model.unet.config.context_frames, policy.model.config.chunk_size
@@ -60,11 +72,18 @@ def imagine(
         contexts = np.repeat(contexts[:, None], nc, axis=1)
     if contexts.shape[1] != nc or len(contexts) != len(instructions):
         raise ValueError(f"need (B, {nc}, H, W, 3) contexts and B instructions, got {contexts.shape}")
+    budgets = np.broadcast_to(np.asarray(max_steps, dtype=np.int64), (len(contexts),)).copy()
+    if budgets.min(initial=1) < 1:
+        raise ValueError(f"every rollout needs a step budget of at least 1, got {budgets.tolist()}")
+    needed = math.ceil(budgets.max(initial=0) / horizon)
+    if num_chunks is not None and num_chunks < needed:
+        raise ValueError(f"{num_chunks} chunks of {horizon} steps do not cover a budget of {budgets.max()} steps")
+    num_chunks = needed if num_chunks is None else num_chunks
     size = world_model.unet.config.sample_size * world_model.vae_scale
     context = to_uint8_frames(to_model_frames(contexts, size, "cpu"))  # at the world model's size
     frames, actions, bins, log_probs = [context[:, -1:]], [], [], []
     chunks = tqdm(
-        range(math.ceil(max_steps / horizon)),
+        range(num_chunks),
         f"imagining {len(contexts)} rollouts",
         unit="chunk",
         leave=False,
@@ -84,10 +103,11 @@ def imagine(
         bins=torch.stack(bins, dim=1),
         log_probs=torch.stack(log_probs, dim=1),
         instructions=list(instructions),
+        budgets=budgets,
     )
     if reward_model is not None:
         # Whole chunks may run past the step budget; a success seen only there is a failure.
-        verdicts = [reward_model.judge(episode[: max_steps + 1]) for episode in batch.frames]
+        verdicts = [reward_model.judge(episode[: b + 1]) for episode, b in zip(batch.frames, budgets, strict=True)]
         batch.success = np.array([v.success for v in verdicts])
         batch.success_frame = np.array([v.success_frame for v in verdicts])
     return batch

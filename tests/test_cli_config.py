@@ -88,7 +88,7 @@ def test_the_command_line_defaults_are_the_dataclass_defaults(name):
 def test_loop_demo_defaults_are_its_yaml_over_the_dataclass():
     config = cli.build("loop-demo", [])
     assert config == load_config(LoopDemoConfig, DEFAULT_CONFIG)
-    assert config.loop.budget == 16 and config.loop.grpo.group_size == 4 and config.base.bc.steps == 1000
+    assert config.loop.budget == 16 and config.loop.grpo.group_size == 4 and config.base.bc.steps == 800
     # what the YAML leaves out is the dataclasses' (the measured RL rate and mini-batch included)
     assert config.loop.grpo.learning_rate == 5e-5 and config.loop.grpo.mini_batch == 32
     assert config.base.bc.text_layers == 2 and config.world_model.context_noise_level == 15

@@ -104,8 +104,33 @@ def test_keyframe_starts_give_each_group_a_real_mid_episode_context_and_the_step
     (contexts, budgets), nc = calls[0], world_model.unet.config.context_frames
     steps = 16 - budgets
     assert len(contexts) == 6 and steps.max() > 0 and np.all(steps < 12)
+    assert np.all(budgets[0::2] == budgets[1::2])  # a group's G rollouts share the start and budget
+    np.testing.assert_array_equal(contexts[0::2], contexts[1::2])
     for context, step in zip(contexts, steps, strict=True):  # each is some start episode's keyframe
         assert any(np.array_equal(context, start_context(frames, step, nc)) for frames in episodes)
+
+
+def test_grpo_masks_the_chunks_after_a_rollouts_success_or_past_its_budget():
+    from wmpo_trainer.train_wmpo import imagined_trajectories
+    from wmpo_worldmodel.imagination import ImaginedBatch
+
+    batch = ImaginedBatch(
+        frames=np.zeros((4, 25, 16, 16, 3), np.uint8),
+        actions=np.zeros((4, 24, 7), np.float32),
+        bins=torch.zeros(4, 3, 56, dtype=torch.long),
+        log_probs=torch.zeros(4, 3, 56),
+        instructions=["pick up the red cube"] * 4,
+        success=np.array([True, False, True, True]),
+        success_frame=np.array([9, -1, 20, 4]),
+        budgets=np.array([24, 10, 24, 24]),  # rollout 1 started from a keyframe 14 steps in
+    )
+    trajectories = imagined_trajectories(batch, group_size=2, horizon=8)
+    assert trajectories.token_mask.shape == (4, 3, 56)
+    expected = [[1, 1, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0]]  # chunks start at steps 0, 8, 16
+    assert trajectories.token_mask[:, :, 0].int().tolist() == expected
+    assert trajectories.advantages[0] > 0 > trajectories.advantages[1]
+    assert trajectories.advantages[2:].abs().max() == 0  # a group of equal verdicts teaches nothing
+    assert trajectories.observations.shape == (4, 3, 16, 16, 3)
 
 
 def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path):

@@ -113,7 +113,8 @@ def measure_gap(
         contexts, budgets = [], []
         for i in indices:
             frames = np.asarray(real.episode(i)["frames"])
-            step = keyframe_step(len(frames), rng) if rng.random() < real_context_fraction else 0
+            keyframe = rng.random() < real_context_fraction  # a step within the budget, or 0
+            step = keyframe_step(min(len(frames), max_steps), rng) if keyframe else 0
             contexts.append(start_context(frames, step, context_frames))
             budgets.append(max(1, max_steps - step))
         rollouts = imagine(

@@ -21,7 +21,8 @@ reproduces the policy's failures; this measures that it does):
   negatives; the demonstrations give positives when no rollout succeeded). Its F1 is reported
   cross-validated (interleaved folds); the kept threshold is fitted on all P. GRPO uses it.
 - ``gap_before`` / ``gap_after``: imagined success (the policy acting in the world model from the
-  real start frames, judged by the calibrated reward model) against real success on the same
+  real start frames, or a ``real_context_fraction`` share of them from real mid-episode keyframes as
+  GRPO starts, judged by the calibrated reward model) against real success on the same
   start states: the P rollouts at the collection temperature before GRPO, the greedy held-out
   evaluation after. Beyond ``gap_bound`` it is a loud warning in the log and the report.
 """
@@ -421,7 +422,8 @@ def write_report(output: Path, summary: dict) -> None:
         lines.append(f"| {name} | {rate:.2f} ({lo:.2f}-{hi:.2f}) | {shown} |")
     lines += [
         "",
-        "Imagination gap: the policy imagined from the real start frames (judged by the calibrated reward "
+        "Imagination gap: the policy imagined from the real start frames (or keyframes, as GRPO starts: "
+        "real_context_fraction; judged by the calibrated reward "
         "model) against its real outcomes on the same start states; before GRPO: the P rollouts, after: "
         "the greedy evaluation.",
         "",

@@ -209,7 +209,8 @@ def write_report_page(run_dir) -> Path:
         "<h2>Success per round: real and imagined</h2>",
         success_table(summary),
         f'<p class="note">Imagination gap: imagined minus real success on the same start states (the policy '
-        f"acting in the aligned world model from the real start frames, judged by the calibrated reward "
+        f"acting in the aligned world model from the real start frames or, as GRPO starts, real keyframes; "
+        f"judged by the calibrated reward "
         f"model); beyond &plusmn;{summary.get('gap_bound', 0):.2f} it is flagged.</p>",
         _image(run_dir, "success.png", "success per round, imagined success per GRPO iteration, imagination gap"),
         "<h2>Imagined vs real</h2>",

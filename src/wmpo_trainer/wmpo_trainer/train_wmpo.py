@@ -48,7 +48,8 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
         picks = [starts[i] for i in rng.integers(0, len(starts), grpo.start_states - len(kept))]
         contexts, instructions, budgets = [], [], []
         for frames, instruction in picks:
-            step = keyframe_step(len(frames), rng) if rng.random() < config.real_context_fraction else 0
+            keyframe = rng.random() < config.real_context_fraction  # a step within the budget, or 0
+            step = keyframe_step(min(len(frames), config.max_steps), rng) if keyframe else 0
             contexts += [start_context(frames, step, world_model.unet.config.context_frames)] * size
             instructions += [instruction] * size
             budgets += [max(1, config.max_steps - step)] * size  # the steps the real episode had left
@@ -92,6 +93,22 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
         budgets=np.concatenate([group(b, g, b.budgets) for b, g in kept]),
     )
     return merged, counts
+
+
+def imagined_trajectories(batch: ImaginedBatch, group_size: int, horizon: int) -> Trajectories:
+    """GRPO's view of judged imagined groups (rollouts g*G .. g*G + G - 1 share a start): group
+    advantages of the verdicts; the action tokens of chunks that start at or after a rollout's
+    success frame or its step budget are masked."""
+    rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, group_size)
+    mask = chunk_mask(torch.as_tensor(batch.success_frame), batch.num_chunks, horizon, torch.as_tensor(batch.budgets))
+    return Trajectories(
+        observations=batch.frames[:, ::horizon][:, : batch.num_chunks],  # the frames the policy saw
+        instructions=batch.instructions,
+        bins=batch.bins,
+        old_log_probs=batch.log_probs,
+        advantages=group_advantages(rewards).view(-1),
+        token_mask=mask[:, :, None].expand_as(batch.bins).clone(),
+    )
 
 
 def train(config: WMPOConfig) -> Path:
@@ -143,19 +160,7 @@ def train(config: WMPOConfig) -> Path:
             batch, counts = collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn)
             row.update(counts)
             if batch is not None:
-                rewards = torch.as_tensor(batch.success, dtype=torch.float32).view(-1, grpo.group_size)
-                trajectories = Trajectories(
-                    observations=batch.frames[:, ::horizon][:, : batch.num_chunks],  # the frames the policy saw
-                    instructions=batch.instructions,
-                    bins=batch.bins,
-                    old_log_probs=batch.log_probs,
-                    advantages=group_advantages(rewards).view(-1),
-                    token_mask=chunk_mask(
-                        torch.as_tensor(batch.success_frame), batch.num_chunks, horizon, torch.as_tensor(batch.budgets)
-                    )[:, :, None]
-                    .expand_as(batch.bins)
-                    .clone(),
-                )
+                trajectories = imagined_trajectories(batch, grpo.group_size, horizon)
         # Every rank updates on rank 0's batch with the same mini-batch order.
         trajectories, update_seed = broadcast_from_main((trajectories, int(rng.integers(2**31))), parallel)
         if trajectories is not None:

@@ -102,7 +102,7 @@ def measure_gap(
     real episodes were run), judge it, and compare with the real labels. Each rollout starts from
     the episode's first frame, or with probability ``real_context_fraction`` from a uniformly drawn
     real keyframe (seeded) with the ``max_steps - step`` steps the real episode had left."""
-    from wmpo_worldmodel.imagination import imagine, keyframe_step, start_context
+    from wmpo_worldmodel.imagination import imagine, rollout_start
 
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     context_frames = world_model.unet.config.context_frames
@@ -113,10 +113,9 @@ def measure_gap(
         contexts, budgets = [], []
         for i in indices:
             frames = np.asarray(real.episode(i)["frames"])
-            keyframe = rng.random() < real_context_fraction  # a step within the budget, or 0
-            step = keyframe_step(min(len(frames), max_steps), rng) if keyframe else 0
-            contexts.append(start_context(frames, step, context_frames))
-            budgets.append(max(1, max_steps - step))
+            context, budget = rollout_start(frames, max_steps, real_context_fraction, context_frames, rng)
+            contexts.append(context)
+            budgets.append(budget)
         rollouts = imagine(
             world_model,
             policy,

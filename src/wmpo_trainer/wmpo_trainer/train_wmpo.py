@@ -31,7 +31,7 @@ from wmpo_trainer.configs import WMPOConfig
 from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel
 from wmpo_trainer.grpo import chunk_mask, group_advantages, informative_groups
 from wmpo_trainer.policy_update import Trajectories, grpo_update
-from wmpo_worldmodel.imagination import ImaginedBatch, imagine, keyframe_step, start_context
+from wmpo_worldmodel.imagination import ImaginedBatch, imagine, rollout_start
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
@@ -44,15 +44,15 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
     none) and counts: groups imagined, groups kept, success rate over every imagined rollout."""
     grpo, size = config.grpo, config.grpo.group_size
     kept, imagined, successes = [], 0, 0
+    nc = world_model.unet.config.context_frames
     for _ in range(grpo.max_sampling_rounds):
         picks = [starts[i] for i in rng.integers(0, len(starts), grpo.start_states - len(kept))]
         contexts, instructions, budgets = [], [], []
         for frames, instruction in picks:
-            keyframe = rng.random() < config.real_context_fraction  # a step within the budget, or 0
-            step = keyframe_step(min(len(frames), config.max_steps), rng) if keyframe else 0
-            contexts += [start_context(frames, step, world_model.unet.config.context_frames)] * size
+            context, budget = rollout_start(frames, config.max_steps, config.real_context_fraction, nc, rng)
+            contexts += [context] * size
             instructions += [instruction] * size
-            budgets += [max(1, config.max_steps - step)] * size  # the steps the real episode had left
+            budgets += [budget] * size
         batch = imagine_fn(
             world_model,
             policy,

@@ -43,10 +43,17 @@ def start_context(frames: np.ndarray, step: int, context_frames: int) -> np.ndar
     return np.asarray(frames)[np.maximum(np.arange(step - context_frames + 1, step + 1), 0)]
 
 
-def keyframe_step(num_frames: int, rng: np.random.Generator) -> int:
-    """A uniformly drawn real mid-episode start step of an episode of ``num_frames`` frames
-    (T + 1): any step before the last frame, so that at least one real step follows it."""
-    return int(rng.integers(0, max(1, num_frames - 1)))
+def rollout_start(
+    frames: np.ndarray, max_steps: int, real_context_fraction: float, context_frames: int, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """Where an imagined rollout of a real episode (uint8 (T+1, H, W, 3)) starts: its first frame,
+    or with probability ``real_context_fraction`` a uniformly drawn real keyframe, a step s before
+    the episode's last frame and the budget's last step. Returns the Nc context frames up to s and
+    the steps the real episode had left, max_steps - s."""
+    step = 0
+    if rng.random() < real_context_fraction:
+        step = int(rng.integers(0, max(1, min(len(frames), max_steps) - 1)))
+    return start_context(frames, step, context_frames), max_steps - step
 
 
 def imagine(

@@ -10,7 +10,6 @@ round's JSON files hold paths relative to it):
     python bench/keyframe_gap.py --loop runs/loop_demo/loop --seeds 0 1
 """
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import torch
 import tyro
 
 from wmpo_common.atomic_json import write_json
-from wmpo_jobs.configs import LoopConfig
 from wmpo_jobs.imagination_gap import load_and_measure
-from wmpo_jobs.loop import imagined_steps
+from wmpo_jobs.loop import finished_round, imagined_steps
 
 
 @dataclass
@@ -33,17 +31,13 @@ class KeyframeGapConfig:
 
 def main(config: KeyframeGapConfig) -> None:
     loop = Path(config.loop)
-    stored = json.loads((loop / "loop_config.json").read_text())
-    settings = LoopConfig(**{key: value for key, value in stored.items() if key != "grpo"})  # GRPO's unused
+    settings, phases = finished_round(loop, 0)
     torch.set_num_threads(settings.threads)
 
-    def phase(name: str) -> dict:
-        return json.loads((loop / "round_0" / f"{name}.json").read_text())
-
-    world_model, reward = phase("align")["world_model"], phase("threshold")["reward_model"]
+    world_model, reward = phases["align"]["world_model"], phases["threshold"]["reward_model"]
     cases = {  # policy, its real episodes, the temperature they were run at
-        "before": (settings.policy, phase("collect")["dataset"], settings.collect_temperature),
-        "after": (phase("wmpo")["policy"], phase("evaluate")["dataset"], 0.0),
+        "before": (settings.policy, phases["collect"]["dataset"], settings.collect_temperature),
+        "after": (phases["wmpo"]["policy"], phases["evaluate"]["dataset"], 0.0),
     }
     print("| policy | real_context_fraction | seed | episodes | imagined | real | gap |")
     print("|---|---|---|---|---|---|---|")

@@ -1,5 +1,7 @@
 """The reward threshold fitted on re-imagined rollouts (wmpo_worldmodel.calibration)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,50 @@ def test_a_refit_that_does_not_beat_the_majority_outcome_is_not_informative():
     assert degenerate.to_dict()["informative"] is False
     separable = calibrate_threshold([0.9, 0.8, 0.75, 0.7, 0.3, 0.2, 0.1, 0.15], [1, 1, 0, 0, 0, 0, 0, 0], folds=4)
     assert separable.informative
+
+
+def test_fine_tuning_on_imagined_video_teaches_the_real_outcome_judged_out_of_fold(tmp_path):
+    """Imagined near misses (the world model turns the square yellow-green at the end, where the
+    real episode failed) against imagined successes (green): a model fine-tuned on the other fold's
+    videos, labelled by the REAL outcome, scores every held-out success above every held-out near
+    miss; the reward model it started from is unchanged. With the labels swapped it learns the
+    opposite, so the real labels are what it learns."""
+    import torch
+    from test_reward_model import SIZE, toy_episode
+
+    from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+    from wmpo_worldmodel.calibration import fold_models, out_of_fold_scores, stratified_folds
+    from wmpo_worldmodel.configs import RewardFineTuneConfig
+    from wmpo_worldmodel.fidelity import auroc
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(1)
+    episodes = []
+    for i in range(8):
+        summary, arrays = toy_episode(i, success=i % 2 == 0)
+        if i % 2:  # the near miss, as imagined: the square lights up, yellow-green
+            frames = toy_episode(i, success=True)[1]["frames"].copy()
+            frames[frames[..., 1] == 220] = (200, 220, 40)
+            arrays = {**arrays, "frames": frames}
+        episodes.append((summary, arrays))
+    write_dataset(tmp_path / "d", episodes)
+    data = EpisodeDataset(tmp_path / "d")
+    videos = [(data.episode(i)["frames"], data.records[i]) for i in range(8)]
+    labels = np.array([record.outcome == "success" for _, record in videos])
+    torch.manual_seed(0)
+    reward = VideoRewardModel.tiny(image_size=SIZE)
+    before = {k: v.clone() for k, v in reward.model.state_dict().items()}
+    tuning = RewardFineTuneConfig(steps=60, batch_size=8, learning_rate=3e-4)
+
+    fold = stratified_folds(labels, 2)
+    assert sorted(labels[fold == 0]) == sorted(labels[fold == 1]) == [False, False, True, True]
+    scores = out_of_fold_scores(fold_models(reward, videos, fold, tuning), videos, fold)
+    assert auroc(scores, labels) == 1.0, scores
+    assert all(torch.equal(before[k], v) for k, v in reward.model.state_dict().items())
+
+    swapped = []
+    for frames, record in videos:
+        outcome = "failure" if record.outcome == "success" else "success"
+        swapped.append((frames, replace(record, outcome=outcome, success_step=record.num_steps)))
+    swapped_scores = out_of_fold_scores(fold_models(reward, swapped, fold, tuning), swapped, fold)
+    assert auroc(swapped_scores, labels) == 0.0

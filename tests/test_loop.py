@@ -14,7 +14,7 @@ from test_vla_model import small_policy
 from test_world_model import tiny_pipeline
 
 from wmpo_episodes.dataset import write_dataset
-from wmpo_jobs.loop import PHASES
+from wmpo_jobs.loop import PHASES, finished_round
 
 pytestmark = pytest.mark.graph
 
@@ -49,6 +49,8 @@ def test_loop_runs_every_phase_and_resumes_after_a_kill(tmp_path, ros_domain):
         "2",
         "--reward-steps",
         "4",
+        "--reward-fine-tune.steps",
+        "2",
         "--wmpo-iterations",
         "1",
         "--grpo.group-size",
@@ -78,9 +80,9 @@ def test_loop_runs_every_phase_and_resumes_after_a_kill(tmp_path, ros_domain):
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert (output / "base_evaluate.json").read_text() == base_record  # finished work was kept, not redone
-    for phase in PHASES:
-        assert (output / "round_0" / f"{phase}.json").is_file(), phase
-    collected = json.loads((output / "round_0" / "collect.json").read_text())
+    stored, phases = finished_round(output, 0)  # what bench/ scripts read back
+    assert list(phases) == list(PHASES) and (stored.budget, stored.reward_fine_tune.steps) == (4, 2)
+    collected = phases["collect"]
     assert collected["episodes"] == 4
     summary = json.loads((output / "summary.json").read_text())
     assert len(summary["rounds"]) == 1 and 0.0 <= summary["rounds"][0]["eval_success_rate"] <= 1.0

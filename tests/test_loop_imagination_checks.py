@@ -14,6 +14,7 @@ from wmpo_episodes.dataset import write_dataset
 from wmpo_jobs.configs import LoopConfig
 from wmpo_jobs.loop import _calibrate, _gap, write_report
 from wmpo_worldmodel.calibration import calibrate_threshold
+from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
 
@@ -32,6 +33,7 @@ def models(tmp_path):
         demos=str(tmp_path / "demos"),
         max_steps=8,
         sampler_steps=2,
+        reward_fine_tune=RewardFineTuneConfig(steps=10, batch_size=4),
         threads=1,
     )
     return config, tmp_path
@@ -58,6 +60,8 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
         "imagined_success_per_iteration": [1.0],
         "imagination_gap_before": gap,
         "imagination_gap_after": quiet,
+        "reward_threshold": 0.5,
+        "reward_model_kept": "trained",
     }
     summary = {
         "task": "Lift",
@@ -72,6 +76,7 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
     assert "**Warning: IMAGINATION GAP +1.00 beyond 0.15" in report and "(round 0 before)" in report
     assert "| round 0 before | 4 | 1.00" in report and "+1.00 **beyond bound**" in report
     assert "| round 0 after | 4 | 1.00" in report and "+0.00 |" in report  # within the bound: no flag
+    assert "- round 0: trained, threshold 0.500" in report
     assert report.count("**Warning:") == 1 and (tmp / "success.png").stat().st_size > 0
 
 
@@ -86,6 +91,20 @@ def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_w
     assert "no real success" in result["fitted_on"] and "3 re-imagined demonstrations" in result["fitted_on"]
     refit = calibrate_threshold(calibration["scores"], calibration["labels"], config.calibration_folds)
     assert result["trained_threshold"] == 0.5 and calibration["informative"] == refit.informative
-    assert result["threshold"] == (refit.threshold if refit.informative else 0.5)  # kept when no better than chance
+    # the reward model fine-tuned on the same imagined video, its verdicts judged out of fold
+    tuned = result["fine_tuned_calibration"]
+    assert tuned["labels"] == calibration["labels"] and tuned["scores"] != calibration["scores"]
+    informative = [
+        (c["cross_validated_accuracy"], name)
+        for c, name in ((calibration, "refitted threshold"), (tuned, "fine-tuned"))
+        if c["informative"]
+    ]
+    if not informative:  # no better than chance: the trained model and threshold stay
+        assert (result["kept"], result["threshold"]) == ("trained", 0.5)
+    else:
+        assert result["kept"] == max(informative, key=lambda pair: pair[0])[1]
+        assert result["threshold"] == (
+            refit.threshold if result["kept"] == "refitted threshold" else tuned["threshold"]
+        )
     assert VideoRewardModel.from_pretrained(result["reward_model"]).threshold == result["threshold"]
     assert VideoRewardModel.from_pretrained(reward).threshold == 0.5  # the trained checkpoint is untouched

@@ -97,6 +97,7 @@ def test_trainer_parameters_are_checked_and_data_root_is_read_only(rclpy_context
         for name, value, reason in [
             ("align_steps", 0, "must be > 0"),
             ("threads", -1, "must be > 0"),
+            ("real_context_fraction", 1.5, "must be in [0.0, 1.0]"),
             ("data_root", "/", "read-only"),
         ]:
             (answer,) = node.set_parameters([Parameter(name, value=value)])

@@ -39,7 +39,7 @@ def test_clips_are_labelled_as_in_wmpo(tmp_path):
     write_dataset(tmp_path / "d", [toy_episode(0, True), toy_episode(1, False), toy_episode(2, True, steps=9)])
     data = EpisodeDataset(tmp_path / "d")
     rng = np.random.default_rng(0)
-    success, failure, short = (episode_clips(data, 0, e, 8, rng) for e in range(3))
+    success, failure, short = (episode_clips(data.records[e], 0, e, 8, rng) for e in range(3))
     assert (success[0].end, success[0].label) == (30, 1)  # ends at the success frame
     assert (failure[0].end, failure[0].label) == (30, 0)  # the last clip of a failure
     for earlier in (success[1], failure[1]):

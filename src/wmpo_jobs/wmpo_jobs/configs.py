@@ -5,6 +5,7 @@ COMMAND --help``, the trainer node's parameter defaults) imports no torch: ``Loo
 from dataclasses import dataclass, field
 
 from wmpo_trainer.configs import GRPOConfig
+from wmpo_worldmodel.configs import RewardFineTuneConfig
 
 
 @dataclass
@@ -37,6 +38,9 @@ class LoopConfig:
     drift_limit: float = 0.05
     gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_jobs.imagination_gap)
     calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
+    # The reward model fine-tuned on the re-imagined rollouts (labelled by the real outcome), kept
+    # when its out-of-fold verdicts beat the majority outcome (wmpo_worldmodel.calibration).
+    reward_fine_tune: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device of every phase: training, imagination and the policy server (cpu, cuda, cuda:N)
 

@@ -19,7 +19,10 @@ reproduces the policy's failures; this measures that it does):
   first frame under its recorded actions, the reward model scores the imagined video, and the
   threshold is the F1-optimal one against the real outcomes (the policy's near misses are the
   negatives; the demonstrations give positives when no rollout succeeded). Its F1 is reported
-  cross-validated (interleaved folds); the kept threshold is fitted on all P. GRPO uses it.
+  cross-validated (interleaved folds); the kept threshold is fitted on all P. The reward model is
+  also fine-tuned on that imagined video, labelled by the real outcomes, and judged out of fold;
+  of the two, the one with the better cross-validated accuracy is kept when it beats always
+  answering the majority outcome (else the trained model and threshold stay). GRPO uses it.
 - ``gap_before`` / ``gap_after``: imagined success (the policy acting in the world model from the
   real start frames, or a ``real_context_fraction`` share of them from real mid-episode keyframes as
   GRPO starts, judged by the calibrated reward model) against real success on the same
@@ -41,9 +44,9 @@ from wmpo_jobs.collector import Collector
 from wmpo_jobs.configs import LoopConfig
 from wmpo_jobs.report_page import write_report_page
 from wmpo_trainer import train_wmpo
-from wmpo_trainer.configs import WMPOConfig
+from wmpo_trainer.configs import GRPOConfig, WMPOConfig
 from wmpo_worldmodel import train_reward, train_world_model
-from wmpo_worldmodel.configs import RewardConfig, WMConfig
+from wmpo_worldmodel.configs import RewardConfig, RewardFineTuneConfig, WMConfig
 
 log = logging.getLogger(__name__)
 PHASES = ("collect", "align", "reward", "threshold", "gap_before", "wmpo", "evaluate", "gap_after", "drift", "deploy")
@@ -53,6 +56,17 @@ def _finished(folder: Path, phase: str) -> dict | None:
     """The result of a phase that finished before (a re-run skips it), else None."""
     done = folder / f"{phase}.json"
     return json.loads(done.read_text()) if done.is_file() else None
+
+
+def finished_round(output: str | Path, r: int = 0) -> tuple[LoopConfig, dict[str, dict]]:
+    """A loop run's config (its loop_config.json) and the results of round r's finished phases,
+    keyed by phase; paths in them are relative to the folder the loop ran in."""
+    output = Path(output)
+    stored = json.loads((output / "loop_config.json").read_text())
+    nested = {"grpo": GRPOConfig, "reward_fine_tune": RewardFineTuneConfig}
+    config = LoopConfig(**{key: nested[key](**value) if key in nested else value for key, value in stored.items()})
+    phases = {phase: result for phase in PHASES if (result := _finished(output / f"round_{r}", phase)) is not None}
+    return config, phases
 
 
 def _finish(folder: Path, phase: str, result: dict) -> dict:
@@ -186,6 +200,7 @@ def run_loop(
                 "eval_success_rate": evaluated["success_rate"],
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
                 "reward_threshold": calibrated["threshold"],
+                "reward_model_kept": calibrated.get("kept", "trained"),  # trained | refitted threshold | fine-tuned
                 "imagination_gap_before": gap_before,
                 "imagination_gap_after": gap_after,
                 "policy": improved["policy"],
@@ -227,12 +242,22 @@ def imagined_steps(config: LoopConfig, dataset: str) -> int:
 
 
 def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path, config: LoopConfig) -> dict:
-    """The reward threshold fitted on the aligned world model's re-imagination of the round's labelled
-    rollouts (``wmpo_worldmodel.calibration``), saved as a new reward checkpoint beside the trained one."""
+    """The reward model fitted on the aligned world model's re-imagination of the round's labelled
+    rollouts (``wmpo_worldmodel.calibration``), saved as a new reward checkpoint beside the trained
+    one: fine-tuned on that video when its out-of-fold verdicts beat the majority outcome, else the
+    trained model with the threshold refitted when that beats it, else the trained model as is."""
     import torch
 
     from wmpo_episodes.dataset import EpisodeDataset
-    from wmpo_worldmodel.calibration import calibrate_threshold, reimagined_scores
+    from wmpo_worldmodel.calibration import (
+        calibrate_threshold,
+        fine_tuned,
+        fold_models,
+        out_of_fold_scores,
+        peak_scores,
+        reimagine,
+        stratified_folds,
+    )
     from wmpo_worldmodel.pipeline import WorldModelPipeline
     from wmpo_worldmodel.reward_model import VideoRewardModel
 
@@ -241,36 +266,48 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
     reward = VideoRewardModel.from_pretrained(reward_model, config.device)
     sampling = {"num_inference_steps": config.sampler_steps, "generator": torch.Generator().manual_seed(0)}
     data = EpisodeDataset(Path(rollouts))
-    scores, labels = reimagined_scores(pipeline, reward, data, list(range(len(data.records))), **sampling)
-    fitted_on = f"{len(labels)} re-imagined rollouts"
-    if not any(labels):  # no real success to fit against: the demonstrations' re-imagination gives positives
+    videos = reimagine(pipeline, data, list(range(len(data.records))), **sampling)
+    fitted_on = f"{len(videos)} re-imagined rollouts"
+    if not any(record.outcome == "success" for _, record in videos):  # the demonstrations give positives
         demos = EpisodeDataset(Path(config.demos))
-        picked = list(range(min(len(demos.records), len(labels))))
-        more, more_labels = reimagined_scores(pipeline, reward, demos, picked, **sampling)
-        scores, labels = scores + more, labels + more_labels
+        picked = list(range(min(len(demos.records), len(videos))))
+        videos += reimagine(pipeline, demos, picked, **sampling)
         fitted_on += f" (no real success) + {len(picked)} re-imagined demonstrations"
-    trained = reward.threshold
+    scores, labels = peak_scores(reward, videos)
+    trained, kept = reward.threshold, "trained"
+    calibration = tuned_calibration = None
     if all(labels):  # no real failure to fit against: the trained threshold stays
-        calibration = None
         log.warning(f"reward threshold not refitted: every one of the {len(labels)} rollouts succeeded")
     else:
         calibration = calibrate_threshold(scores, labels, config.calibration_folds)
-        if calibration.informative:
-            reward.threshold = calibration.threshold
+        tuning = config.reward_fine_tune
+        if tuning.steps > 0 and min(sum(labels), len(labels) - sum(labels)) >= 2:  # each fold's rest has both
+            fold = stratified_folds(labels, config.calibration_folds)
+            held_out = out_of_fold_scores(fold_models(reward, videos, fold, tuning), videos, fold)
+            tuned_calibration = calibrate_threshold(held_out, labels, config.calibration_folds)
+        candidates = ((calibration, "refitted threshold"), (tuned_calibration, "fine-tuned"))
+        informative = [(c, name) for c, name in candidates if c is not None and c.informative]
+        if informative:  # the better cross-validated accuracy; a tie keeps the threshold alone
+            best, kept = max(informative, key=lambda pair: pair[0].cross_validated_accuracy)
+            if kept == "fine-tuned":
+                reward = fine_tuned(reward, videos, tuning)
+            reward.threshold = best.threshold
         else:  # no better than the majority outcome: refitting would only move the imagined success rate
+            accuracies = ", ".join(f"{name} {c.cross_validated_accuracy:.2f}" for c, name in candidates if c)
             log.warning(
-                f"reward threshold not refitted: on {fitted_on} the cross-validated accuracy "
-                f"{calibration.cross_validated_accuracy:.2f} does not beat always answering the majority "
-                "outcome (imagination does not reproduce the real outcomes)"
+                f"reward model not refitted: on {fitted_on} the cross-validated accuracy ({accuracies}) does not "
+                "beat always answering the majority outcome (imagination does not reproduce the real outcomes)"
             )
     path = reward.save_pretrained(folder / "reward_calibrated")
-    log.info(f"reward threshold {trained:.3f} -> {reward.threshold:.3f} on {fitted_on}")
+    log.info(f"reward model: {kept}, threshold {trained:.3f} -> {reward.threshold:.3f} on {fitted_on}")
     return {
         "reward_model": str(path),
+        "kept": kept,  # trained | refitted threshold | fine-tuned
         "threshold": reward.threshold,
         "trained_threshold": trained,
         "fitted_on": fitted_on,
-        "calibration": calibration.to_dict() if calibration else None,
+        "calibration": calibration.to_dict() if calibration else None,  # the trained model's scores
+        "fine_tuned_calibration": tuned_calibration.to_dict() if tuned_calibration else None,  # out of fold
     }
 
 
@@ -437,6 +474,11 @@ def write_report(output: Path, summary: dict) -> None:
             f"| {label} | {gap['episodes']} | {gap['imagined_rate']:.2f} ({il:.2f}-{ih:.2f}) | "
             f"{gap['real_rate']:.2f} ({rl:.2f}-{rh:.2f}) | {gap['gap']:+.2f}{flag} |"
         )
+    lines += ["", "The reward model judging imagination (fitted on the round's re-imagined rollouts):", ""]
+    lines += [
+        f"- round {r['round']}: {r.get('reward_model_kept', 'trained')}, threshold {r['reward_threshold']:.3f}"
+        for r in summary["rounds"]
+    ]
     for r in summary["rounds"]:
         lines += ["", f"Round {r['round']}: a real evaluation episode and its imagination (rows: real, imagined):", ""]
         lines.append(f"![round {r['round']} strips](round_{r['round']}/strips.png)")

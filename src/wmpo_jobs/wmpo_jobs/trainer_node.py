@@ -20,7 +20,7 @@ from rclpy.node import Node
 from wmpo_common.confined_paths import PathOutsideRoots, confined_path
 from wmpo_common.ros.action_goals import OneGoalAtATime
 from wmpo_common.ros.node_main import spin_node
-from wmpo_common.ros.parameters import Parameter, at_least, declare_parameters, positive
+from wmpo_common.ros.parameters import Parameter, at_least, declare_parameters, in_range, positive
 from wmpo_interfaces.action import TrainWMPO
 from wmpo_jobs.configs import LoopConfig
 from wmpo_trainer.configs import GRPOConfig
@@ -33,6 +33,13 @@ PARAMETERS = {
     "group_size": Parameter(GRPOConfig.group_size, "imagined rollouts per start state (GRPO needs >= 2)", at_least(2)),
     "start_states": Parameter(GRPOConfig.start_states, "groups per GRPO iteration", positive),
     "sampler_steps": Parameter(LoopConfig.sampler_steps, "denoising steps per imagined chunk", positive),
+    "real_context_fraction": Parameter(
+        LoopConfig.real_context_fraction, "share of imagined rollouts started from a real keyframe", in_range(0.0, 1.0)
+    ),
+    "gap_bound": Parameter(LoopConfig.gap_bound, "|imagined - real| success beyond which the round warns", positive),
+    "drift_limit": Parameter(
+        LoopConfig.drift_limit, "share of greedy tokens a new policy may change and still deploy", in_range(0.0, 1.0)
+    ),
     "threads": Parameter(LoopConfig.threads, "torch CPU threads", positive),
     "data_root": Parameter("runs", "folder every goal path must lie in (resolved at start-up)", read_only=True),
 }
@@ -96,6 +103,9 @@ class TrainerNode(Node):
                 wmpo_iterations=self.param("wmpo_iterations"),
                 grpo=GRPOConfig(group_size=self.param("group_size"), start_states=self.param("start_states")),
                 sampler_steps=self.param("sampler_steps"),
+                real_context_fraction=self.param("real_context_fraction"),
+                gap_bound=self.param("gap_bound"),
+                drift_limit=self.param("drift_limit"),
                 threads=self.param("threads"),
             )
 

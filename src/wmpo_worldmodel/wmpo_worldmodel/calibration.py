@@ -1,20 +1,33 @@
-"""The reward model's threshold fitted where its verdict is used: on imagined video.
+"""The reward model fitted where its verdict is used: on imagined video.
 
 Each labelled real rollout of the policy is re-imagined by the (aligned) world model from its real
-first frame under its recorded actions (``fidelity.imagine_episode``); the reward model scores the
-imagined video (peak window score); the threshold is the F1-optimal one against the REAL outcomes
-(``train_reward.sweep_threshold``), so the policy's near misses that the world model turns into
-successes count as false positives. The figure reported for it is cross-validated: k folds, each
-fold's verdicts use the threshold fitted on the other folds; the threshold kept is fitted on all.
+first frame under its recorded actions (``fidelity.imagine_episode``: imagined frame t stands for
+real frame t); the reward model scores the imagined video (peak window score); the threshold is
+the F1-optimal one against the REAL outcomes (``train_reward.sweep_threshold``), so the policy's
+near misses that the world model turns into successes count as false positives. The figure
+reported for it is cross-validated: k folds, each fold's verdicts use the threshold fitted on the
+other folds; the threshold kept is fitted on all.
+
+The classifier itself can be fine-tuned the same way (``fine_tuned``): on clips of the re-imagined
+rollouts labelled with the real outcome (WMPO's clip labels, ``train_reward.episode_clips``), so
+that imagined video of a real failure is taught as failure. Its verdicts are then judged out of
+fold (``out_of_fold_scores``): each fold's rollouts (``stratified_folds``) scored by a model
+fine-tuned on the others.
 """
 
+import copy
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 
-from wmpo_episodes.dataset import EpisodeDataset
-from wmpo_worldmodel.fidelity import imagine_episode
-from wmpo_worldmodel.train_reward import sweep_threshold
+from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
+from wmpo_worldmodel.configs import RewardFineTuneConfig
+from wmpo_worldmodel.fidelity import auroc, imagine_episode
+from wmpo_worldmodel.reward_model import VideoRewardModel
+from wmpo_worldmodel.train_reward import Clip, clip_frames, episode_clips, fit_clips, sweep_threshold
+
+Video = tuple[np.ndarray, EpisodeRecord]  # uint8 (T+1, H, W, 3) frames (real or imagined), the real record
 
 
 @dataclass
@@ -23,6 +36,7 @@ class Calibration:
     f1: float  # in-sample F1 at that threshold
     cross_validated_f1: float  # each fold judged with the threshold of the other folds
     cross_validated_accuracy: float
+    auroc: float | None  # of the scores against the real outcomes: could any threshold separate them?
     folds: int
     episodes: int
     real_successes: int
@@ -73,6 +87,7 @@ def calibrate_threshold(scores, labels, folds: int = 4) -> Calibration:
         f1=best["f1"],
         cross_validated_f1=f1_cv,
         cross_validated_accuracy=accuracy_cv,
+        auroc=auroc(scores, labels),
         folds=folds,
         episodes=len(scores),
         real_successes=int(labels.sum()),
@@ -82,13 +97,65 @@ def calibrate_threshold(scores, labels, folds: int = 4) -> Calibration:
     )
 
 
-def reimagined_scores(world_model, reward_model, data: EpisodeDataset, episodes: list[int], **sampling):
-    """Peak reward-model score of each episode re-imagined from its real first frame under its
-    recorded (executed) actions, and the real labels (1 = success)."""
-    scores, labels = [], []
+def reimagine(world_model, data: EpisodeDataset, episodes: list[int], **sampling) -> list[Video]:
+    """Each episode re-imagined from its real first frame under its recorded (executed) actions:
+    (uint8 (T+1, S, S, 3) imagined frames, the real record with its outcome and success step)."""
+    videos = []
     for index in episodes:
         episode = data.episode(index)
         imagined = imagine_episode(world_model, episode["frames"], episode["actions"], **sampling)
-        scores.append(float(reward_model.judge(imagined).scores.max()))
-        labels.append(int(episode["record"].outcome == "success"))
-    return scores, labels
+        videos.append((imagined, episode["record"]))
+    return videos
+
+
+def peak_scores(reward: VideoRewardModel, videos) -> tuple[list[float], list[int]]:
+    """Peak window score of each (frames, record) video, and the real labels (1 = success)."""
+    scores = [float(reward.judge(frames).scores.max()) for frames, _ in videos]
+    return scores, [int(record.outcome == "success") for _, record in videos]
+
+
+def reimagined_scores(world_model, reward_model, data: EpisodeDataset, episodes: list[int], **sampling):
+    """Peak reward-model score of each episode re-imagined from its real first frame under its
+    recorded actions, and the real labels (1 = success)."""
+    return peak_scores(reward_model, reimagine(world_model, data, episodes, **sampling))
+
+
+def fine_tuned(reward: VideoRewardModel, videos, tuning: RewardFineTuneConfig) -> VideoRewardModel:
+    """A copy of ``reward`` fine-tuned on the clips of (imagined frames, real record) videos,
+    labelled by the real outcome; ``reward`` itself is unchanged. Raises ValueError without both a
+    success and a failure among the videos."""
+    rng = np.random.default_rng(tuning.seed)
+    torch.manual_seed(tuning.seed)
+    tuned = copy.deepcopy(reward)
+    clips = [c for i, (_, record) in enumerate(videos) for c in episode_clips(record, 0, i, tuned.num_frames, rng)]
+
+    def frames_of(clip: Clip) -> np.ndarray:
+        return clip_frames(videos[clip.episode][0], clip.end, tuned.num_frames)
+
+    fit_clips(tuned, clips, frames_of, tuning.steps, tuning.batch_size, tuning.learning_rate, rng)
+    return tuned
+
+
+def stratified_folds(labels, folds: int) -> np.ndarray:
+    """Fold of each episode: successes, then failures, dealt round-robin into ``folds`` folds, so
+    that every fold's complement holds both outcomes when each outcome has two episodes or more."""
+    labels = np.asarray(labels, dtype=int)
+    order = np.concatenate([np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)])
+    assigned = np.zeros(len(labels), dtype=int)
+    assigned[order] = np.arange(len(labels)) % max(2, min(folds, len(labels)))
+    return assigned
+
+
+def fold_models(
+    reward: VideoRewardModel, videos, fold: np.ndarray, tuning: RewardFineTuneConfig
+) -> list[VideoRewardModel]:
+    """Model f is ``reward`` fine-tuned on the videos outside fold f (``fold``: each video's fold)."""
+    return [
+        fine_tuned(reward, [v for v, g in zip(videos, fold, strict=True) if g != f], tuning)
+        for f in range(fold.max() + 1)
+    ]
+
+
+def out_of_fold_scores(models: list[VideoRewardModel], videos, fold: np.ndarray) -> np.ndarray:
+    """Peak score of each video by the model that did not see it: models[fold of the video]."""
+    return np.array([float(models[g].judge(frames).scores.max()) for (frames, _), g in zip(videos, fold, strict=True)])

@@ -59,6 +59,17 @@ class VAEConfig:
 
 
 @dataclass
+class RewardFineTuneConfig:
+    """The reward model fine-tuned on the aligned world model's re-imagination of the round's
+    labelled rollouts (``calibration.fine_tuned``), its verdicts judged out of fold."""
+
+    steps: int = 100  # optimizer steps (0 = no fine-tuning: the threshold alone is fitted)
+    batch_size: int = 16  # clips per step
+    learning_rate: float = 1e-4  # AdamW, constant
+    seed: int = 0  # clip draws, batches
+
+
+@dataclass
 class RewardConfig:
     """Train the video success classifier (VideoMAE) on labelled episodes; its threshold is swept
     for the best F1 on held-out episodes."""

@@ -97,6 +97,15 @@ def judge(reward_model: VideoRewardModel, frames: np.ndarray) -> Judgement:
     return Judgement(verdict.success, float(verdict.scores.max()))
 
 
+def auroc(scores, labels) -> float | None:
+    """Area under the ROC curve of scores against bool labels: the chance that a random success
+    scores above a random failure (ties count half); None without both labels."""
+    scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=bool)
+    if labels.all() or not labels.any():
+        return None
+    return float(mannwhitneyu(scores[labels], scores[~labels]).statistic / (labels.sum() * (~labels).sum()))
+
+
 def outcome_agreement(labels: np.ndarray, judgements: list[Judgement]) -> dict:
     """Verdicts vs real labels (bool (N,)): accuracy, F1 of "success", judged successes, and the
     AUROC of the scores (how well any threshold could separate; only with both labels present)."""
@@ -108,9 +117,8 @@ def outcome_agreement(labels: np.ndarray, judgements: list[Judgement]) -> dict:
         "f1": 2 * tp / max(1, 2 * tp + fp + fn),
         "judged_successes": int(verdicts.sum()),
     }
-    if labels.any() and not labels.all():
-        u = mannwhitneyu(scores[labels], scores[~labels]).statistic
-        agreement["auroc"] = float(u / (labels.sum() * (~labels).sum()))
+    if (area := auroc(scores, labels)) is not None:
+        agreement["auroc"] = area
     return agreement
 
 

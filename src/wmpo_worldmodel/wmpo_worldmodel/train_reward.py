@@ -21,42 +21,78 @@ from tqdm import tqdm
 
 from wmpo_common.atomic_json import write_json
 from wmpo_common.configs import continued_config
-from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
 from wmpo_worldmodel.configs import RewardConfig
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
 
 @dataclass
 class Clip:
-    dataset: int
+    source: int  # which video collection (dataset) the episode is in
     episode: int
     end: int  # index of the clip's last frame
     label: int  # 1 = success
 
 
-def episode_clips(data: EpisodeDataset, dataset: int, episode: int, num_frames: int, rng) -> list[Clip]:
+def episode_clips(record: EpisodeRecord, source: int, episode: int, num_frames: int, rng) -> list[Clip]:
     """The labelled clips of one success or failure episode (none for an incomplete one)."""
-    record = data.records[episode]
     if record.outcome not in ("success", "failure"):
         return []
     last = record.num_steps  # frames 0 .. T
     clips = []
     if record.outcome == "success":
         end = min(record.success_step, last) if record.success_step >= 0 else last
-        clips.append(Clip(dataset, episode, end, 1))
+        clips.append(Clip(source, episode, end, 1))
     else:
         end = last
-        clips.append(Clip(dataset, episode, end, 0))
+        clips.append(Clip(source, episode, end, 0))
     earliest, latest = num_frames - 1, end - num_frames
     if latest >= earliest:
-        clips.append(Clip(dataset, episode, int(rng.integers(earliest, latest + 1)), 0))
+        clips.append(Clip(source, episode, int(rng.integers(earliest, latest + 1)), 0))
     return clips
 
 
-def clip_frames(data: EpisodeDataset, clip: Clip, num_frames: int) -> np.ndarray:
-    """uint8 (num_frames, H, W, 3); frames before 0 repeat frame 0."""
-    frames = data.episode(clip.episode)["frames"]
-    return frames[np.maximum(np.arange(clip.end - num_frames + 1, clip.end + 1), 0)]
+def clip_frames(frames: np.ndarray, end: int, num_frames: int) -> np.ndarray:
+    """uint8 (num_frames, H, W, 3) of an episode's frames ending at ``end``; frames before 0 repeat frame 0."""
+    return frames[np.maximum(np.arange(end - num_frames + 1, end + 1), 0)]
+
+
+def fit_clips(
+    reward: VideoRewardModel,
+    clips: list[Clip],
+    frames_of,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    rng,
+    writer: SummaryWriter | None = None,
+) -> None:
+    """Train ``reward`` in place on labelled clips, classes balanced (positives are one clip per
+    successful episode); ``frames_of(clip)`` gives a clip's uint8 (num_frames, H, W, 3) frames."""
+    positives = sum(c.label for c in clips)
+    if positives == 0 or positives == len(clips):
+        raise ValueError(f"need both success and failure clips to train; got {positives} of {len(clips)} positive")
+    model = reward.model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.05)
+    weight = torch.tensor([1.0, (len(clips) - positives) / positives], device=reward.device)
+    for step in tqdm(range(1, steps + 1), desc="reward model", unit="step"):
+        batch = [clips[i] for i in rng.integers(0, len(clips), batch_size)]
+        videos = [frames_of(c) for c in batch]  # sizes may differ
+        if rng.random() < 0.5:  # brightness jitter (flips would change what the scene means)
+            shift = int(rng.integers(-20, 21))
+            videos = [np.clip(v.astype(np.int16) + shift, 0, 255).astype(np.uint8) for v in videos]
+        labels = torch.tensor([c.label for c in batch], device=reward.device)
+        pixels = torch.cat([reward.pixels(video[None]) for video in videos])
+        logits = model(pixel_values=pixels).logits
+        loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if writer is not None and step % 20 == 0:
+            writer.add_scalar("reward/loss", loss.item(), step)
+            writer.add_scalar("reward/clip_accuracy", (logits.argmax(-1) == labels).float().mean().item(), step)
+    model.eval()
 
 
 def sweep_threshold(scores: np.ndarray, labels: np.ndarray) -> dict:
@@ -101,43 +137,23 @@ def train(config: RewardConfig) -> Path:
     ]
     held_out = labelled[config.val_every - 1 :: config.val_every] if config.val_every > 0 else []
     training = [pair for pair in labelled if pair not in held_out]
-    clips = [c for d, e in training for c in episode_clips(datasets[d], d, e, config.num_frames, rng)]
+    clips = [c for d, e in training for c in episode_clips(datasets[d].records[e], d, e, config.num_frames, rng)]
     positives = sum(c.label for c in clips)
-    if positives == 0 or positives == len(clips):
-        raise ValueError(f"need both success and failure clips to train; got {positives} of {len(clips)} positive")
     print(f"{len(training)} training episodes -> {len(clips)} clips ({positives} positive); {len(held_out)} held out")
 
-    # -- model -----------------------------------------------------------------------------------
+    # -- model and training ----------------------------------------------------------------------
     if initial is not None:
         reward = initial
     else:
         reward = VideoRewardModel.tiny(image_size=config.image_size, num_frames=config.num_frames)
         reward.model.to(config.device)
-    model = reward.model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.05)
-    # Balance the classes: positives are one clip per successful episode.
-    weight = torch.tensor([1.0, (len(clips) - positives) / positives], device=config.device)
     writer = SummaryWriter(str(output / "tb"))
-
-    # -- training loop ---------------------------------------------------------------------------
     started = time.monotonic()
-    for step in tqdm(range(1, config.steps + 1), desc="reward model", unit="step"):
-        batch = [clips[i] for i in rng.integers(0, len(clips), config.batch_size)]
-        videos = [clip_frames(datasets[c.dataset], c, config.num_frames) for c in batch]  # sizes may differ
-        if rng.random() < 0.5:  # brightness jitter (flips would change what the scene means)
-            shift = int(rng.integers(-20, 21))
-            videos = [np.clip(v.astype(np.int16) + shift, 0, 255).astype(np.uint8) for v in videos]
-        labels = torch.tensor([c.label for c in batch], device=config.device)
-        pixels = torch.cat([reward.pixels(video[None]) for video in videos])
-        logits = model(pixel_values=pixels).logits
-        loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if step % 20 == 0:
-            writer.add_scalar("reward/loss", loss.item(), step)
-            writer.add_scalar("reward/clip_accuracy", (logits.argmax(-1) == labels).float().mean().item(), step)
+
+    def frames_of(clip: Clip) -> np.ndarray:
+        return clip_frames(datasets[clip.source].episode(clip.episode)["frames"], clip.end, config.num_frames)
+
+    fit_clips(reward, clips, frames_of, config.steps, config.batch_size, config.learning_rate, rng, writer)
 
     # -- threshold: F1 sweep on held-out episodes, judged like imagined ones -----------------------
     sweep_on = held_out or training

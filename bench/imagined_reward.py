@@ -1,0 +1,137 @@
+"""The reward model fine-tuned on re-imagined rollouts, against the threshold alone, on a finished loop round.
+
+The round's aligned world model re-imagines each of its P labelled rollouts under the recorded
+actions. For each number of fine-tuning steps (0 = the trained reward model, threshold only) it
+reports how well the reward model's scores of that imagined video separate the real outcomes
+(AUROC, cross-validated accuracy against the majority rate), and at each imagination seed:
+- the gap before GRPO: one imagined rollout of the base policy (collect temperature) from each
+  rollout's real first frame, judged OUT OF FOLD (a rollout in fold f, ``stratified_folds``, is
+  judged by a model fine-tuned on the other folds, at the threshold swept on the other folds'
+  out-of-fold scores);
+- the gap after GRPO: the round's WMPO policy (greedy) from the evaluation episodes' first frames,
+  held-out start states, judged by the model fine-tuned on all P at the out-of-fold threshold.
+Run it from the folder the loop ran in (the round's JSON files hold paths relative to it):
+
+    python bench/imagined_reward.py --loop runs/loop_demo/loop --steps 0 100 --seeds 0 1 2
+"""
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+
+from wmpo_common.atomic_json import write_json
+from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_jobs.imagination_gap import gap_from_counts
+from wmpo_jobs.loop import finished_round, imagined_steps
+from wmpo_policy.vla.policy import VLAPolicy
+from wmpo_worldmodel.calibration import (
+    calibrate_threshold,
+    fine_tuned,
+    fold_models,
+    out_of_fold_scores,
+    peak_scores,
+    reimagine,
+    stratified_folds,
+)
+from wmpo_worldmodel.configs import RewardFineTuneConfig
+from wmpo_worldmodel.imagination import imagine
+from wmpo_worldmodel.pipeline import WorldModelPipeline
+from wmpo_worldmodel.reward_model import VideoRewardModel
+from wmpo_worldmodel.train_reward import sweep_threshold
+
+
+@dataclass
+class ImaginedRewardConfig:
+    loop: str  # a loop run's folder (wmpo loop / make demo's runs/loop_demo/loop), round 0 finished
+    steps: list[int] = field(default_factory=lambda: [0, 100])  # fine-tuning steps (0 = threshold only)
+    seeds: list[int] = field(default_factory=lambda: [0])  # imagination seeds of the policy's rollouts
+    folds: int = 4  # cross-validation folds over the rollouts
+    tuning: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)  # its steps come from --steps
+    output: str = ""  # JSON of every measurement ('' = <loop>/imagined_reward.json)
+
+
+def main(config: ImaginedRewardConfig) -> None:
+    loop = Path(config.loop)
+    settings, phases = finished_round(loop, 0)
+    torch.set_num_threads(settings.threads)
+
+    world_model = WorldModelPipeline.load(phases["align"]["world_model"], settings.device)
+    trained = VideoRewardModel.from_pretrained(phases["reward"]["reward_model"], settings.device)
+    data = EpisodeDataset(Path(phases["collect"]["dataset"]))
+    records = data.records
+    real = np.array([r.outcome == "success" for r in records])
+    folds = stratified_folds(real, config.folds)
+
+    # -- the rollouts re-imagined under their recorded actions (what the reward model is fitted on)
+    sampling = {"num_inference_steps": settings.sampler_steps, "generator": torch.Generator().manual_seed(0)}
+    videos = reimagine(world_model, data, list(range(len(records))), **sampling)
+
+    # -- the policies' own imagined rollouts from the real first frames (what the gaps judge), per seed
+    def imagined_frames(policy_path: str, episodes: EpisodeDataset, temperature: float, seed: int) -> np.ndarray:
+        """uint8 (N, budget + 1, S, S, 3): one imagined rollout per real episode, as the loop's gap."""
+        budget = imagined_steps(settings, str(episodes.path))
+        batch = imagine(
+            world_model,
+            VLAPolicy.from_pretrained(policy_path, settings.device),
+            np.stack([np.asarray(episodes.episode(i)["frames"][0]) for i in range(len(episodes.records))]),
+            [r.instruction for r in episodes.records],
+            budget,
+            temperature=temperature,
+            sampler_steps=settings.sampler_steps,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        return batch.frames[:, : budget + 1]
+
+    evaluation = EpisodeDataset(Path(phases["evaluate"]["dataset"]))
+    evaluated = np.array([r.outcome == "success" for r in evaluation.records])
+    before = {seed: imagined_frames(settings.policy, data, settings.collect_temperature, seed) for seed in config.seeds}
+    after = {seed: imagined_frames(phases["wmpo"]["policy"], evaluation, 0.0, seed) for seed in config.seeds}
+
+    majority = max(real.mean(), 1 - real.mean())
+    print(f"{len(records)} rollouts, {int(real.sum())} real successes (majority rate {majority:.2f})")
+    print("| fine-tuning steps | AUROC | cross-validated accuracy | seed | gap before (out of fold) | gap after |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for steps in config.steps:
+        tuning = replace(config.tuning, steps=steps)
+        if steps == 0:  # the trained model, its threshold refitted in each fold
+            scores = np.array(peak_scores(trained, videos)[0])
+            judges = [trained] * (folds.max() + 1)
+        else:
+            judges = fold_models(trained, videos, folds, tuning)
+            scores = out_of_fold_scores(judges, videos, folds)
+        calibration = calibrate_threshold(scores, real.astype(int), config.folds)
+        final = trained if steps == 0 else fine_tuned(trained, videos, tuning)  # after GRPO: held-out states
+        for seed in config.seeds:
+            verdicts = np.zeros(len(records), dtype=bool)
+            for f, judge in enumerate(judges):
+                held = folds == f
+                threshold = sweep_threshold(scores[~held], real[~held].astype(int))["threshold"]
+                verdicts[held] = [judge.judge(video).scores.max() >= threshold for video in before[seed][held]]
+            gap = gap_from_counts(verdicts, real, settings.gap_bound, settings.collect_temperature)
+            later = [final.judge(video).scores.max() >= calibration.threshold for video in after[seed]]
+            gap_after = gap_from_counts(np.array(later), evaluated, settings.gap_bound)
+            area = "-" if calibration.auroc is None else f"{calibration.auroc:.2f}"
+            print(
+                f"| {steps} | {area} | {calibration.cross_validated_accuracy:.2f} | {seed} | "
+                f"{gap.imagined_rate:.2f} vs {gap.real_rate:.2f}: {gap.gap:+.2f} | "
+                f"{gap_after.imagined_rate:.2f} vs {gap_after.real_rate:.2f}: {gap_after.gap:+.2f} |",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "steps": steps,
+                    "seed": seed,
+                    "calibration": calibration.to_dict(),
+                    "gap_before": gap.to_dict(),
+                    "gap_after": gap_after.to_dict(),
+                }
+            )
+    print(f"wrote {write_json(config.output or loop / 'imagined_reward.json', rows)}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(ImaginedRewardConfig))

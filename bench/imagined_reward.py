@@ -49,6 +49,7 @@ class ImaginedRewardConfig:
     steps: list[int] = field(default_factory=lambda: [0, 100])  # fine-tuning steps (0 = threshold only)
     seeds: list[int] = field(default_factory=lambda: [0])  # imagination seeds of the policy's rollouts
     folds: int = 4  # cross-validation folds over the rollouts
+    world_model: str = ""  # a world model checkpoint to use instead of the round's aligned one ('' = the round's)
     tuning: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)  # its steps come from --steps
     output: str = ""  # JSON of every measurement ('' = <loop>/imagined_reward.json)
 
@@ -58,7 +59,7 @@ def main(config: ImaginedRewardConfig) -> None:
     settings, phases = finished_round(loop, 0)
     torch.set_num_threads(settings.threads)
 
-    world_model = WorldModelPipeline.load(phases["align"]["world_model"], settings.device)
+    world_model = WorldModelPipeline.load(config.world_model or phases["align"]["world_model"], settings.device)
     trained = VideoRewardModel.from_pretrained(phases["reward"]["reward_model"], settings.device)
     data = EpisodeDataset(Path(phases["collect"]["dataset"]))
     records = data.records

@@ -62,6 +62,7 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
         "imagination_gap_after": quiet,
         "reward_threshold": 0.5,
         "reward_model_kept": "trained",
+        "reimagined_auroc": 0.48,
     }
     summary = {
         "task": "Lift",
@@ -76,7 +77,8 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
     assert "**Warning: IMAGINATION GAP +1.00 beyond 0.15" in report and "(round 0 before)" in report
     assert "| round 0 before | 4 | 1.00" in report and "+1.00 **beyond bound**" in report
     assert "| round 0 after | 4 | 1.00" in report and "+0.00 |" in report  # within the bound: no flag
-    assert "- round 0: trained, threshold 0.500" in report
+    assert "- round 0: trained, threshold 0.500; AUROC of the re-imagined rollouts' scores" in report
+    assert "outcomes 0.48 (0.5 = chance)" in report
     assert report.count("**Warning:") == 1 and (tmp / "success.png").stat().st_size > 0
 
 

@@ -201,6 +201,8 @@ def run_loop(
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
                 "reward_threshold": calibrated["threshold"],
                 "reward_model_kept": calibrated.get("kept", "trained"),  # trained | refitted threshold | fine-tuned
+                # does imagination reproduce the real outcomes? AUROC of the re-imagined rollouts' scores
+                "reimagined_auroc": (calibrated["calibration"] or {}).get("auroc"),
                 "imagination_gap_before": gap_before,
                 "imagination_gap_after": gap_after,
                 "policy": improved["policy"],
@@ -475,10 +477,13 @@ def write_report(output: Path, summary: dict) -> None:
             f"{gap['real_rate']:.2f} ({rl:.2f}-{rh:.2f}) | {gap['gap']:+.2f}{flag} |"
         )
     lines += ["", "The reward model judging imagination (fitted on the round's re-imagined rollouts):", ""]
-    lines += [
-        f"- round {r['round']}: {r.get('reward_model_kept', 'trained')}, threshold {r['reward_threshold']:.3f}"
-        for r in summary["rounds"]
-    ]
+    for r in summary["rounds"]:
+        auroc = r.get("reimagined_auroc")
+        separation = "-" if auroc is None else f"{auroc:.2f}"
+        lines.append(
+            f"- round {r['round']}: {r.get('reward_model_kept', 'trained')}, threshold {r['reward_threshold']:.3f}; "
+            f"AUROC of the re-imagined rollouts' scores against their real outcomes {separation} (0.5 = chance)"
+        )
     for r in summary["rounds"]:
         lines += ["", f"Round {r['round']}: a real evaluation episode and its imagination (rows: real, imagined):", ""]
         lines.append(f"![round {r['round']} strips](round_{r['round']}/strips.png)")

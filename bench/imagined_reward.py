@@ -64,6 +64,11 @@ def main(config: ImaginedRewardConfig) -> None:
     data = EpisodeDataset(Path(phases["collect"]["dataset"]))
     records = data.records
     real = np.array([r.outcome == "success" for r in records])
+    if any(config.steps) and min(real.sum(), (~real).sum()) < 2:
+        raise SystemExit(
+            f"fine-tuning needs 2 successes and 2 failures among the rollouts, got {real.sum()} of {len(real)} "
+            "successes: run with --steps 0"
+        )
     folds = stratified_folds(real, config.folds)
 
     # -- the rollouts re-imagined under their recorded actions (what the reward model is fitted on)

@@ -49,7 +49,7 @@ def test_re_imagination_starts_from_the_real_first_frame_under_the_recorded_acti
     from test_world_model import tiny_pipeline
 
     from wmpo_episodes.dataset import EpisodeDataset, write_dataset
-    from wmpo_worldmodel.calibration import reimagined_scores
+    from wmpo_worldmodel.calibration import peak_scores, reimagine
     from wmpo_worldmodel.reward_model import VideoRewardModel
 
     torch.set_num_threads(1)
@@ -62,9 +62,8 @@ def test_re_imagination_starts_from_the_real_first_frame_under_the_recorded_acti
 
     def score(name):
         torch.manual_seed(0)
-        scores, labels = reimagined_scores(
-            tiny_pipeline(), reward, EpisodeDataset(tmp_path / name), [0], num_inference_steps=2
-        )
+        videos = reimagine(tiny_pipeline(), EpisodeDataset(tmp_path / name), [0], num_inference_steps=2)
+        scores, labels = peak_scores(reward, videos)
         assert labels == [1]
         return scores[0]
 

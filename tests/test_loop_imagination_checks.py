@@ -12,7 +12,7 @@ from test_world_model import tiny_pipeline
 
 from wmpo_episodes.dataset import write_dataset
 from wmpo_jobs.configs import LoopConfig
-from wmpo_jobs.loop import _calibrate, _gap, write_report
+from wmpo_jobs.loop import _calibrate, _gap, _kept, write_report
 from wmpo_worldmodel.calibration import calibrate_threshold
 from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.reward_model import VideoRewardModel
@@ -77,7 +77,7 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
     assert "**Warning: IMAGINATION GAP +1.00 beyond 0.15" in report and "(round 0 before)" in report
     assert "| round 0 before | 4 | 1.00" in report and "+1.00 **beyond bound**" in report
     assert "| round 0 after | 4 | 1.00" in report and "+0.00 |" in report  # within the bound: no flag
-    assert "- round 0: trained, threshold 0.500; AUROC of the re-imagined rollouts' scores" in report
+    assert "- round 0: trained, threshold 0.500; AUROC of the trained reward model's scores" in report
     assert "outcomes 0.48 (0.5 = chance)" in report
     assert report.count("**Warning:") == 1 and (tmp / "success.png").stat().st_size > 0
 
@@ -110,3 +110,7 @@ def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_w
         )
     assert VideoRewardModel.from_pretrained(result["reward_model"]).threshold == result["threshold"]
     assert VideoRewardModel.from_pretrained(reward).threshold == 0.5  # the trained checkpoint is untouched
+    assert _kept(result) == result["kept"]
+    # a round recorded before fine-tuning existed: what it kept shows in its threshold
+    assert _kept({"threshold": 0.3, "trained_threshold": 0.5}) == "refitted threshold"
+    assert _kept({"threshold": 0.5, "trained_threshold": 0.5}) == "trained"

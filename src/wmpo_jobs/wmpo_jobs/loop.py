@@ -200,8 +200,9 @@ def run_loop(
                 "eval_success_rate": evaluated["success_rate"],
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
                 "reward_threshold": calibrated["threshold"],
-                "reward_model_kept": calibrated.get("kept", "trained"),  # trained | refitted threshold | fine-tuned
-                # does imagination reproduce the real outcomes? AUROC of the re-imagined rollouts' scores
+                "reward_model_kept": _kept(calibrated),
+                # does imagination reproduce the real outcomes? AUROC of the trained reward model's
+                # scores of the re-imagined rollouts
                 "reimagined_auroc": (calibrated["calibration"] or {}).get("auroc"),
                 "imagination_gap_before": gap_before,
                 "imagination_gap_after": gap_after,
@@ -222,6 +223,14 @@ def run_loop(
     write_report(output, summary)
     write_report_page(output)  # report.html: the report above, the strips and the training curves
     return summary
+
+
+def _kept(calibrated: dict) -> str:
+    """Which reward model a round's threshold phase kept: trained | refitted threshold | fine-tuned
+    (a round recorded before fine-tuning existed says it by its threshold)."""
+    if "kept" in calibrated:
+        return calibrated["kept"]
+    return "trained" if calibrated["threshold"] == calibrated["trained_threshold"] else "refitted threshold"
 
 
 def _drift_gate(before: str, after: str, rollouts: str, config: LoopConfig) -> dict:
@@ -246,8 +255,11 @@ def imagined_steps(config: LoopConfig, dataset: str) -> int:
 def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path, config: LoopConfig) -> dict:
     """The reward model fitted on the aligned world model's re-imagination of the round's labelled
     rollouts (``wmpo_worldmodel.calibration``), saved as a new reward checkpoint beside the trained
-    one: fine-tuned on that video when its out-of-fold verdicts beat the majority outcome, else the
-    trained model with the threshold refitted when that beats it, else the trained model as is."""
+    one: of the trained model with its threshold refitted and the model fine-tuned on that video
+    (its threshold swept on the fold models' out-of-fold scores, a proxy for the final model's),
+    the better by cross-validated accuracy when it beats the majority outcome, else the trained
+    model as is. A fine-tuned judge has seen the P rollouts' start states: the gap before GRPO is
+    then judged in sample; the gap after (held-out start states) is not."""
     import torch
 
     from wmpo_episodes.dataset import EpisodeDataset
@@ -287,6 +299,8 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
             fold = stratified_folds(labels, config.calibration_folds)
             held_out = out_of_fold_scores(fold_models(reward, videos, fold, tuning), videos, fold)
             tuned_calibration = calibrate_threshold(held_out, labels, config.calibration_folds)
+        elif tuning.steps > 0:
+            log.warning(f"reward model not fine-tuned: {fitted_on} hold fewer than 2 successes or 2 failures")
         candidates = ((calibration, "refitted threshold"), (tuned_calibration, "fine-tuned"))
         informative = [(c, name) for c, name in candidates if c is not None and c.informative]
         if informative:  # the better cross-validated accuracy; a tie keeps the threshold alone
@@ -482,7 +496,8 @@ def write_report(output: Path, summary: dict) -> None:
         separation = "-" if auroc is None else f"{auroc:.2f}"
         lines.append(
             f"- round {r['round']}: {r.get('reward_model_kept', 'trained')}, threshold {r['reward_threshold']:.3f}; "
-            f"AUROC of the re-imagined rollouts' scores against their real outcomes {separation} (0.5 = chance)"
+            f"AUROC of the trained reward model's scores of the re-imagined rollouts against their real "
+            f"outcomes {separation} (0.5 = chance)"
         )
     for r in summary["rounds"]:
         lines += ["", f"Round {r['round']}: a real evaluation episode and its imagination (rows: real, imagined):", ""]

@@ -114,25 +114,20 @@ def peak_scores(reward: VideoRewardModel, videos) -> tuple[list[float], list[int
     return scores, [int(record.outcome == "success") for _, record in videos]
 
 
-def reimagined_scores(world_model, reward_model, data: EpisodeDataset, episodes: list[int], **sampling):
-    """Peak reward-model score of each episode re-imagined from its real first frame under its
-    recorded actions, and the real labels (1 = success)."""
-    return peak_scores(reward_model, reimagine(world_model, data, episodes, **sampling))
-
-
 def fine_tuned(reward: VideoRewardModel, videos, tuning: RewardFineTuneConfig) -> VideoRewardModel:
     """A copy of ``reward`` fine-tuned on the clips of (imagined frames, real record) videos,
     labelled by the real outcome; ``reward`` itself is unchanged. Raises ValueError without both a
     success and a failure among the videos."""
     rng = np.random.default_rng(tuning.seed)
-    torch.manual_seed(tuning.seed)
     tuned = copy.deepcopy(reward)
     clips = [c for i, (_, record) in enumerate(videos) for c in episode_clips(record, 0, i, tuned.num_frames, rng)]
 
     def frames_of(clip: Clip) -> np.ndarray:
         return clip_frames(videos[clip.episode][0], clip.end, tuned.num_frames)
 
-    fit_clips(tuned, clips, frames_of, tuning.steps, tuning.batch_size, tuning.learning_rate, rng)
+    with torch.random.fork_rng():  # seeded here, the caller's torch random state untouched
+        torch.manual_seed(tuning.seed)
+        fit_clips(tuned, clips, frames_of, tuning.steps, tuning.batch_size, tuning.learning_rate, rng)
     return tuned
 
 
@@ -149,7 +144,9 @@ def stratified_folds(labels, folds: int) -> np.ndarray:
 def fold_models(
     reward: VideoRewardModel, videos, fold: np.ndarray, tuning: RewardFineTuneConfig
 ) -> list[VideoRewardModel]:
-    """Model f is ``reward`` fine-tuned on the videos outside fold f (``fold``: each video's fold)."""
+    """Model f is ``reward`` fine-tuned on the videos outside fold f (``fold``: each video's fold).
+    (``calibrate_threshold`` cross-validates a threshold on interleaved folds; these are stratified
+    because a fine-tuning set needs both outcomes.)"""
     return [
         fine_tuned(reward, [v for v, g in zip(videos, fold, strict=True) if g != f], tuning)
         for f in range(fold.max() + 1)

@@ -24,6 +24,7 @@ import tyro
 
 from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
+from wmpo_jobs.configs import LoopConfig
 from wmpo_jobs.imagination_gap import gap_from_counts
 from wmpo_jobs.loop import finished_round, imagined_steps
 from wmpo_policy.vla.policy import VLAPolicy
@@ -48,7 +49,7 @@ class ImaginedRewardConfig:
     loop: str  # a loop run's folder (wmpo loop / make demo's runs/loop_demo/loop), round 0 finished
     steps: list[int] = field(default_factory=lambda: [0, 100])  # fine-tuning steps (0 = threshold only)
     seeds: list[int] = field(default_factory=lambda: [0])  # imagination seeds of the policy's rollouts
-    folds: int = 4  # cross-validation folds over the rollouts
+    folds: int = LoopConfig.calibration_folds  # cross-validation folds over the rollouts
     world_model: str = ""  # a world model checkpoint to use instead of the round's aligned one ('' = the round's)
     tuning: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)  # its steps come from --steps
     output: str = ""  # JSON of every measurement ('' = <loop>/imagined_reward.json)
@@ -76,12 +77,12 @@ def main(config: ImaginedRewardConfig) -> None:
     videos = reimagine(world_model, data, list(range(len(records))), **sampling)
 
     # -- the policies' own imagined rollouts from the real first frames (what the gaps judge), per seed
-    def imagined_frames(policy_path: str, episodes: EpisodeDataset, temperature: float, seed: int) -> np.ndarray:
+    def imagined_frames(policy: VLAPolicy, episodes: EpisodeDataset, temperature: float, seed: int) -> np.ndarray:
         """uint8 (N, budget + 1, S, S, 3): one imagined rollout per real episode, as the loop's gap."""
         budget = imagined_steps(settings, str(episodes.path))
         batch = imagine(
             world_model,
-            VLAPolicy.from_pretrained(policy_path, settings.device),
+            policy,
             np.stack([np.asarray(episodes.episode(i)["frames"][0]) for i in range(len(episodes.records))]),
             [r.instruction for r in episodes.records],
             budget,
@@ -93,8 +94,10 @@ def main(config: ImaginedRewardConfig) -> None:
 
     evaluation = EpisodeDataset(Path(phases["evaluate"]["dataset"]))
     evaluated = np.array([r.outcome == "success" for r in evaluation.records])
-    before = {seed: imagined_frames(settings.policy, data, settings.collect_temperature, seed) for seed in config.seeds}
-    after = {seed: imagined_frames(phases["wmpo"]["policy"], evaluation, 0.0, seed) for seed in config.seeds}
+    base = VLAPolicy.from_pretrained(settings.policy, settings.device)
+    improved = VLAPolicy.from_pretrained(phases["wmpo"]["policy"], settings.device)
+    before = {seed: imagined_frames(base, data, settings.collect_temperature, seed) for seed in config.seeds}
+    after = {seed: imagined_frames(improved, evaluation, 0.0, seed) for seed in config.seeds}
 
     majority = max(real.mean(), 1 - real.mean())
     print(f"{len(records)} rollouts, {int(real.sum())} real successes (majority rate {majority:.2f})")

@@ -15,6 +15,7 @@ Run it from the folder the loop ran in (the round's JSON files hold paths relati
     python bench/imagined_reward.py --loop runs/loop_demo/loop --steps 0 100 --seeds 0 1 2
 """
 
+import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from wmpo_jobs.imagination_gap import gap_from_counts
 from wmpo_jobs.loop import finished_round, imagined_steps
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_worldmodel.calibration import (
+    HeldOutJudges,
     calibrate_threshold,
     fine_tuned,
     fold_models,
@@ -41,7 +43,6 @@ from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.imagination import imagine
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
-from wmpo_worldmodel.train_reward import sweep_threshold
 
 
 @dataclass
@@ -108,19 +109,16 @@ def main(config: ImaginedRewardConfig) -> None:
         tuning = replace(config.tuning, steps=steps)
         if steps == 0:  # the trained model, its threshold refitted in each fold
             scores = np.array(peak_scores(trained, videos)[0])
-            judges = [trained] * (folds.max() + 1)
+            models = [copy.copy(trained) for _ in range(folds.max() + 1)]  # one threshold each
         else:
-            judges = fold_models(trained, videos, folds, tuning)
-            scores = out_of_fold_scores(judges, videos, folds)
+            models = fold_models(trained, videos, folds, tuning)
+            scores = out_of_fold_scores(models, videos, folds)
         calibration = calibrate_threshold(scores, real.astype(int), config.folds)
+        judges = HeldOutJudges.fitted(models, scores, real, folds)  # the loop's gap before, out of fold
         final = trained if steps == 0 else fine_tuned(trained, videos, tuning)  # after GRPO: held-out states
         for seed in config.seeds:
-            verdicts = np.zeros(len(records), dtype=bool)
-            for f, judge in enumerate(judges):
-                held = folds == f
-                threshold = sweep_threshold(scores[~held], real[~held].astype(int))["threshold"]
-                verdicts[held] = [judge.judge(video).scores.max() >= threshold for video in before[seed][held]]
-            gap = gap_from_counts(verdicts, real, settings.gap_bound, settings.collect_temperature)
+            verdicts = np.array([judges.judge(i, video) for i, video in enumerate(before[seed])])
+            gap = gap_from_counts(verdicts, real, settings.gap_bound, settings.collect_temperature, out_of_fold=True)
             later = [final.judge(video).scores.max() >= calibration.threshold for video in after[seed]]
             gap_after = gap_from_counts(np.array(later), evaluated, settings.gap_bound)
             area = "-" if calibration.auroc is None else f"{calibration.auroc:.2f}"

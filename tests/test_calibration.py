@@ -129,3 +129,18 @@ def test_fine_tuning_on_imagined_video_teaches_the_real_outcome_judged_out_of_fo
         swapped.append((frames, replace(record, outcome=outcome, success_step=record.num_steps)))
     swapped_scores = out_of_fold_scores(fold_models(reward, swapped, fold, tuning), swapped, fold)
     assert auroc(swapped_scores, labels) == 0.0
+
+
+def test_each_held_out_judge_takes_the_threshold_swept_on_the_other_folds_only(tmp_path):
+    """Fold 0's judge is thresholded on episodes 1 and 3, fold 1's on 0 and 2: swept on all four
+    the F1-optimal threshold would be 0.6 (which fold 1's own split, 0.9 vs 0.7, rules out). The
+    judges round-trip through their saved form with their thresholds and folds."""
+    from wmpo_worldmodel.calibration import HeldOutJudges
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    scores, labels, fold = [0.9, 0.6, 0.7, 0.2], [1, 1, 0, 0], [0, 1, 0, 1]
+    judges = HeldOutJudges.fitted([VideoRewardModel.tiny(), VideoRewardModel.tiny()], scores, labels, fold)
+    assert 0.2 < judges.models[0].threshold <= 0.6 and 0.7 < judges.models[1].threshold <= 0.9
+    loaded = HeldOutJudges.load(judges.save(tmp_path / "folds"))
+    assert [m.threshold for m in loaded.models] == [m.threshold for m in judges.models]
+    assert loaded.fold.tolist() == fold

@@ -114,3 +114,39 @@ def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_w
     # a round recorded before fine-tuning existed: what it kept shows in its threshold
     assert _kept({"threshold": 0.3, "trained_threshold": 0.5}) == "refitted threshold"
     assert _kept({"threshold": 0.5, "trained_threshold": 0.5}) == "trained"
+
+
+def test_the_gap_before_grpo_is_judged_out_of_fold_by_the_saved_fold_models(models):
+    """Episode i is judged by the model of its fold, not by the kept judge: with a fold model that
+    calls everything a success (fold 0) and one that calls nothing (fold 1), exactly the fold-0
+    episodes are imagined successes, whatever the kept judge says."""
+    import numpy as np
+
+    from wmpo_worldmodel.calibration import HeldOutJudges
+
+    config, tmp = models
+    always, never, kept = VideoRewardModel.tiny(), VideoRewardModel.tiny(), VideoRewardModel.tiny()
+    always.threshold, never.threshold, kept.threshold = -1.0, 2.0, -1.0
+    saved = HeldOutJudges([always, never], np.array([0, 1, 1, 1])).save(tmp / "reward_folds")
+    kept_path = str(kept.save_pretrained(tmp / "kept"))
+    gap = _gap(config.policy, config.world_model, kept_path, str(tmp / "failures"), 1.0, config, saved)
+    assert (gap["imagined_successes"], gap["episodes"], gap["out_of_fold"]) == (1, 4, True)
+    in_sample = _gap(config.policy, config.world_model, kept_path, str(tmp / "failures"), 1.0, config)
+    assert (in_sample["imagined_successes"], in_sample["out_of_fold"]) == (4, False)
+
+    round_0 = {
+        "round": 0,
+        "eval_success_rate": 0.0,
+        "eval_success_rate_95ci": [0.0, 0.6],
+        "imagined_success_rate": 0.25,
+        "imagined_success_per_iteration": [0.25],
+        "imagination_gap_before": gap,
+        "imagination_gap_after": in_sample,
+        "reward_threshold": -1.0,
+        "reward_model_kept": "fine-tuned",
+    }
+    summary = {"task": "Lift", "budget_per_round": 4, "gap_bound": 0.15, "base_success_rate": 0.0}
+    write_report(tmp, {**summary, "base_success_rate_95ci": [0.0, 0.6], "rounds": [round_0]})
+    report = (tmp / "report.md").read_text()
+    assert "| round 0 before, judged out of fold | 4 | 0.25" in report
+    assert "| round 0 after | 4 | 1.00" in report

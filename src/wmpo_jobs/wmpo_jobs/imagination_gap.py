@@ -35,6 +35,7 @@ class ImaginationGap:
     bound: float
     temperature: float  # the policy's, in imagination and (should be) in reality
     real_context_fraction: float = 0.0  # share of rollouts started from a real keyframe, not the first frame
+    out_of_fold: bool = False  # judged by reward models that did not see these episodes' labels
 
     @property
     def exceeded(self) -> bool:
@@ -61,6 +62,7 @@ def gap_from_counts(
     bound: float = DEFAULT_BOUND,
     temperature: float = 0.0,
     real_context_fraction: float = 0.0,
+    out_of_fold: bool = False,
 ) -> ImaginationGap:
     """imagined, real: bool (N,) outcomes on the same N start states."""
     imagined, real = np.asarray(imagined, dtype=bool), np.asarray(real, dtype=bool)
@@ -79,6 +81,7 @@ def gap_from_counts(
         bound=bound,
         temperature=temperature,
         real_context_fraction=real_context_fraction,
+        out_of_fold=out_of_fold,
     )
     if gap.exceeded:
         log.warning(gap.warning())
@@ -97,11 +100,14 @@ def measure_gap(
     batch: int = 8,
     seed: int = 0,
     real_context_fraction: float = 0.0,
+    judges=None,
 ) -> ImaginationGap:
     """Imagine one rollout per real episode of ``real`` with ``policy`` at ``temperature`` (as the
     real episodes were run), judge it, and compare with the real labels. Each rollout starts from
     the episode's first frame, or with probability ``real_context_fraction`` from a uniformly drawn
-    real keyframe (seeded) with the ``max_steps - step`` steps the real episode had left."""
+    real keyframe (seeded) with the ``max_steps - step`` steps the real episode had left.
+    ``judges`` (``calibration.HeldOutJudges`` over ``real``'s episodes): each rollout judged out of
+    fold instead of by ``reward_model``, for a reward model fitted on these same episodes."""
     from wmpo_worldmodel.imagination import imagine, rollout_start
 
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
@@ -123,20 +129,29 @@ def measure_gap(
             [records[i].instruction for i in indices],
             np.array(budgets),
             temperature=temperature,
-            reward_model=reward_model,
             sampler_steps=sampler_steps,
             generator=generator,
         )
-        imagined.extend(rollouts.success.tolist())
+        for i, frames, budget in zip(indices, rollouts.frames, rollouts.budgets, strict=True):
+            within = frames[: budget + 1]  # whole chunks may run past the step budget: not judged
+            imagined.append(judges.judge(i, within) if judges else reward_model.judge(within).success)
     outcomes = np.array([r.outcome == "success" for r in records])
-    return gap_from_counts(np.array(imagined), outcomes, bound, temperature, real_context_fraction)
+    return gap_from_counts(np.array(imagined), outcomes, bound, temperature, real_context_fraction, judges is not None)
 
 
 def load_and_measure(
-    policy_path: str, world_model_path: str, reward_path: str, real_dataset: str, device: str = "cpu", **kwargs
+    policy_path: str,
+    world_model_path: str,
+    reward_path: str,
+    real_dataset: str,
+    device: str = "cpu",
+    held_out_judges: dict | None = None,
+    **kwargs,
 ) -> ImaginationGap:
-    """``measure_gap`` from checkpoint folders (the loop's phases store paths), the models on ``device``."""
+    """``measure_gap`` from checkpoint folders (the loop's phases store paths), the models on
+    ``device``; ``held_out_judges``: a saved ``HeldOutJudges`` (its ``save``) to judge out of fold."""
     from wmpo_policy.vla.policy import VLAPolicy
+    from wmpo_worldmodel.calibration import HeldOutJudges
     from wmpo_worldmodel.pipeline import WorldModelPipeline
     from wmpo_worldmodel.reward_model import VideoRewardModel
 
@@ -145,5 +160,6 @@ def load_and_measure(
         WorldModelPipeline.load(world_model_path, device),
         VideoRewardModel.from_pretrained(reward_path, device),
         EpisodeDataset(Path(real_dataset)),
+        judges=HeldOutJudges.load(held_out_judges, device) if held_out_judges else None,
         **kwargs,
     )

@@ -153,7 +153,15 @@ def run_loop(
         gap_before = _finished(folder, "gap_before") or _finish(
             folder,
             "gap_before",
-            _gap(policy, aligned["world_model"], judge, collected["dataset"], config.collect_temperature, config),
+            _gap(
+                policy,
+                aligned["world_model"],
+                judge,
+                collected["dataset"],
+                config.collect_temperature,
+                config,
+                calibrated.get("held_out_judges"),  # a round recorded before it existed has none
+            ),
         )
         on_phase(r, "gap_before", gap_before)
 
@@ -258,12 +266,15 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
     one: of the trained model with its threshold refitted and the model fine-tuned on that video
     (its threshold swept on the fold models' out-of-fold scores, a proxy for the final model's),
     the better by cross-validated accuracy when it beats the majority outcome, else the trained
-    model as is. A fine-tuned judge has seen the P rollouts' start states: the gap before GRPO is
-    then judged in sample; the gap after (held-out start states) is not."""
+    model as is. A fine-tuned judge has seen the P rollouts' labels, so with it the fold models
+    are kept too (``held_out_judges``, ``calibration.HeldOutJudges``): the gap before GRPO, on the
+    same rollouts' start states, is judged out of fold; the gap after (held-out start states) by
+    the kept judge."""
     import torch
 
     from wmpo_episodes.dataset import EpisodeDataset
     from wmpo_worldmodel.calibration import (
+        HeldOutJudges,
         calibrate_threshold,
         fine_tuned,
         fold_models,
@@ -289,7 +300,7 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
         fitted_on += f" (no real success) + {len(picked)} re-imagined demonstrations"
     scores, labels = peak_scores(reward, videos)
     trained, kept = reward.threshold, "trained"
-    calibration = tuned_calibration = None
+    calibration = tuned_calibration = judges = None
     if all(labels):  # no real failure to fit against: the trained threshold stays
         log.warning(f"reward threshold not refitted: every one of the {len(labels)} rollouts succeeded")
     else:
@@ -297,8 +308,10 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
         tuning = config.reward_fine_tune
         if tuning.steps > 0 and min(sum(labels), len(labels) - sum(labels)) >= 2:  # each fold's rest has both
             fold = stratified_folds(labels, config.calibration_folds)
-            held_out = out_of_fold_scores(fold_models(reward, videos, fold, tuning), videos, fold)
+            models = fold_models(reward, videos, fold, tuning)
+            held_out = out_of_fold_scores(models, videos, fold)
             tuned_calibration = calibrate_threshold(held_out, labels, config.calibration_folds)
+            judges = HeldOutJudges.fitted(models, held_out, labels, fold)
         elif tuning.steps > 0:
             log.warning(f"reward model not fine-tuned: {fitted_on} hold fewer than 2 successes or 2 failures")
         candidates = ((calibration, "refitted threshold"), (tuned_calibration, "fine-tuned"))
@@ -315,6 +328,7 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
                 "beat always answering the majority outcome (imagination does not reproduce the real outcomes)"
             )
     path = reward.save_pretrained(folder / "reward_calibrated")
+    held_out_judges = judges.save(folder / "reward_folds") if kept == "fine-tuned" else None
     log.info(f"reward model: {kept}, threshold {trained:.3f} -> {reward.threshold:.3f} on {fitted_on}")
     return {
         "reward_model": str(path),
@@ -324,11 +338,21 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
         "fitted_on": fitted_on,
         "calibration": calibration.to_dict() if calibration else None,  # the trained model's scores
         "fine_tuned_calibration": tuned_calibration.to_dict() if tuned_calibration else None,  # out of fold
+        "held_out_judges": held_out_judges,  # the fold models that judge the gap before GRPO (fine-tuned kept)
     }
 
 
-def _gap(policy: str, world_model: str, reward_model: str, real: str, temperature: float, config: LoopConfig) -> dict:
-    """Imagined vs real success of ``policy`` on the start states of the real episodes ``real``."""
+def _gap(
+    policy: str,
+    world_model: str,
+    reward_model: str,
+    real: str,
+    temperature: float,
+    config: LoopConfig,
+    held_out_judges: dict | None = None,
+) -> dict:
+    """Imagined vs real success of ``policy`` on the start states of the real episodes ``real``,
+    judged by ``reward_model``, or out of fold by ``held_out_judges`` (a saved HeldOutJudges)."""
     import torch
 
     from wmpo_jobs.imagination_gap import load_and_measure
@@ -345,6 +369,7 @@ def _gap(policy: str, world_model: str, reward_model: str, real: str, temperatur
         sampler_steps=config.sampler_steps,
         real_context_fraction=config.real_context_fraction,
         device=config.device,
+        held_out_judges=held_out_judges,
     )
     line = f"imagined {gap.imagined_rate:.2f} vs real {gap.real_rate:.2f} on {gap.episodes} start states"
     return {**gap.to_dict(), "message": gap.warning() or line}
@@ -486,8 +511,9 @@ def write_report(output: Path, summary: dict) -> None:
     for label, gap in gaps:
         (il, ih), (rl, rh) = gap["imagined_95ci"], gap["real_95ci"]
         flag = " **beyond bound**" if gap["exceeded"] else ""
+        judged = ", judged out of fold" if gap.get("out_of_fold") else ""  # by the fold models (fine-tuned kept)
         lines.append(
-            f"| {label} | {gap['episodes']} | {gap['imagined_rate']:.2f} ({il:.2f}-{ih:.2f}) | "
+            f"| {label}{judged} | {gap['episodes']} | {gap['imagined_rate']:.2f} ({il:.2f}-{ih:.2f}) | "
             f"{gap['real_rate']:.2f} ({rl:.2f}-{rh:.2f}) | {gap['gap']:+.2f}{flag} |"
         )
     lines += ["", "The reward model judging imagination (fitted on the round's re-imagined rollouts):", ""]

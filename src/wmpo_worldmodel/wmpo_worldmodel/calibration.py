@@ -12,11 +12,13 @@ The classifier itself can be fine-tuned the same way (``fine_tuned``): on clips 
 rollouts labelled with the real outcome (WMPO's clip labels, ``train_reward.episode_clips``), so
 that imagined video of a real failure is taught as failure. Its verdicts are then judged out of
 fold (``out_of_fold_scores``): each fold's rollouts (``stratified_folds``) scored by a model
-fine-tuned on the others.
+fine-tuned on the others; ``HeldOutJudges`` keeps those fold models, so that verdicts on the same
+rollouts' start states (the imagination gap before GRPO) are out of fold too.
 """
 
 import copy
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -156,3 +158,35 @@ def fold_models(
 def out_of_fold_scores(models: list[VideoRewardModel], videos, fold: np.ndarray) -> np.ndarray:
     """Peak score of each video by the model that did not see it: models[fold of the video]."""
     return np.array([float(models[g].judge(frames).scores.max()) for (frames, _), g in zip(videos, fold, strict=True)])
+
+
+@dataclass
+class HeldOutJudges:
+    """Out-of-fold verdicts on the P rollouts' start states: episode i is judged by
+    ``models[fold[i]]``, fine-tuned without fold ``fold[i]``, at a threshold swept on the other
+    folds' out-of-fold scores (so neither the model nor its threshold saw episode i's label)."""
+
+    models: list[VideoRewardModel]
+    fold: np.ndarray  # (N,) fold of each episode, as ``stratified_folds``
+
+    @classmethod
+    def fitted(cls, models: list[VideoRewardModel], scores, labels, fold) -> "HeldOutJudges":
+        """Set each fold model's threshold by F1 on the other folds' out-of-fold ``scores``."""
+        scores, labels, fold = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int), np.asarray(fold)
+        for f, model in enumerate(models):
+            model.threshold = sweep_threshold(scores[fold != f], labels[fold != f])["threshold"]
+        return cls(models, fold)
+
+    def judge(self, episode: int, frames: np.ndarray) -> bool:
+        """The verdict on imagined ``frames`` (T, H, W, 3) that start from episode ``episode``'s state."""
+        return self.models[self.fold[episode]].judge(frames).success
+
+    def save(self, folder: str | Path) -> dict:
+        """Each model as a reward checkpoint ``folder``/fold_f; returns the JSON that ``load`` takes."""
+        paths = [str(model.save_pretrained(Path(folder) / f"fold_{f}")) for f, model in enumerate(self.models)]
+        return {"models": paths, "fold": self.fold.tolist()}
+
+    @classmethod
+    def load(cls, saved: dict, device: str = "cpu") -> "HeldOutJudges":
+        models = [VideoRewardModel.from_pretrained(path, device) for path in saved["models"]]
+        return cls(models, np.asarray(saved["fold"], dtype=int))

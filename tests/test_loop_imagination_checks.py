@@ -39,6 +39,23 @@ def models(tmp_path):
     return config, tmp_path
 
 
+def one_round_report(folder, gap_before: dict, gap_after: dict, **round_fields) -> str:
+    """report.md of a one-round loop (base and round at 0/4 real) with these gaps."""
+    round_0 = {
+        "round": 0,
+        "eval_success_rate": 0.0,
+        "eval_success_rate_95ci": [0.0, 0.6],
+        "imagined_success_rate": 1.0,
+        "imagined_success_per_iteration": [1.0],
+        "imagination_gap_before": gap_before,
+        "imagination_gap_after": gap_after,
+        **round_fields,
+    }
+    summary = {"task": "Lift", "budget_per_round": 4, "gap_bound": 0.15, "base_success_rate": 0.0}
+    write_report(folder, {**summary, "base_success_rate_95ci": [0.0, 0.6], "rounds": [round_0]})
+    return (folder / "report.md").read_text()
+
+
 def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase_and_the_report(models, caplog):
     config, tmp = models
     judge_all_success = VideoRewardModel.tiny()
@@ -52,28 +69,7 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
     json.dumps(gap)  # a phase result is JSON
 
     quiet = {**gap, "gap": 0.0, "exceeded": False, "message": "imagined 0.00 vs real 0.00 on 4 start states"}
-    round_0 = {
-        "round": 0,
-        "eval_success_rate": 0.0,
-        "eval_success_rate_95ci": [0.0, 0.6],
-        "imagined_success_rate": 1.0,
-        "imagined_success_per_iteration": [1.0],
-        "imagination_gap_before": gap,
-        "imagination_gap_after": quiet,
-        "reward_threshold": 0.5,
-        "reward_model_kept": "trained",
-        "reimagined_auroc": 0.48,
-    }
-    summary = {
-        "task": "Lift",
-        "budget_per_round": 4,
-        "gap_bound": 0.15,
-        "base_success_rate": 0.0,
-        "base_success_rate_95ci": [0.0, 0.6],
-        "rounds": [round_0],
-    }
-    write_report(tmp, summary)
-    report = (tmp / "report.md").read_text()
+    report = one_round_report(tmp, gap, quiet, reward_threshold=0.5, reward_model_kept="trained", reimagined_auroc=0.48)
     assert "**Warning: IMAGINATION GAP +1.00 beyond 0.15" in report and "(round 0 before)" in report
     assert "| round 0 before | 4 | 1.00" in report and "+1.00 **beyond bound**" in report
     assert "| round 0 after | 4 | 1.00" in report and "+0.00 |" in report  # within the bound: no flag
@@ -134,19 +130,6 @@ def test_the_gap_before_grpo_is_judged_out_of_fold_by_the_saved_fold_models(mode
     in_sample = _gap(config.policy, config.world_model, kept_path, str(tmp / "failures"), 1.0, config)
     assert (in_sample["imagined_successes"], in_sample["out_of_fold"]) == (4, False)
 
-    round_0 = {
-        "round": 0,
-        "eval_success_rate": 0.0,
-        "eval_success_rate_95ci": [0.0, 0.6],
-        "imagined_success_rate": 0.25,
-        "imagined_success_per_iteration": [0.25],
-        "imagination_gap_before": gap,
-        "imagination_gap_after": in_sample,
-        "reward_threshold": -1.0,
-        "reward_model_kept": "fine-tuned",
-    }
-    summary = {"task": "Lift", "budget_per_round": 4, "gap_bound": 0.15, "base_success_rate": 0.0}
-    write_report(tmp, {**summary, "base_success_rate_95ci": [0.0, 0.6], "rounds": [round_0]})
-    report = (tmp / "report.md").read_text()
+    report = one_round_report(tmp, gap, in_sample, reward_threshold=-1.0, reward_model_kept="fine-tuned")
     assert "| round 0 before, judged out of fold | 4 | 0.25" in report
     assert "| round 0 after | 4 | 1.00" in report

@@ -52,6 +52,7 @@ class ImaginedRewardConfig:
     seeds: list[int] = field(default_factory=lambda: [0])  # imagination seeds of the policy's rollouts
     folds: int = LoopConfig.calibration_folds  # cross-validation folds over the rollouts
     world_model: str = ""  # a world model checkpoint to use instead of the round's aligned one ('' = the round's)
+    sampler_steps: int = 0  # denoising steps per imagined chunk (0 = the loop's)
     tuning: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)  # its steps come from --steps
     output: str = ""  # JSON of every measurement ('' = <loop>/imagined_reward.json)
 
@@ -74,7 +75,8 @@ def main(config: ImaginedRewardConfig) -> None:
     folds = stratified_folds(real, config.folds)
 
     # -- the rollouts re-imagined under their recorded actions (what the reward model is fitted on)
-    sampling = {"num_inference_steps": settings.sampler_steps, "generator": torch.Generator().manual_seed(0)}
+    sampler_steps = config.sampler_steps or settings.sampler_steps
+    sampling = {"num_inference_steps": sampler_steps, "generator": torch.Generator().manual_seed(0)}
     videos = reimagine(world_model, data, list(range(len(records))), **sampling)
 
     # -- the policies' own imagined rollouts from the real first frames (what the gaps judge), per seed
@@ -88,7 +90,7 @@ def main(config: ImaginedRewardConfig) -> None:
             [r.instruction for r in episodes.records],
             budget,
             temperature=temperature,
-            sampler_steps=settings.sampler_steps,
+            sampler_steps=sampler_steps,
             generator=torch.Generator().manual_seed(seed),
         )
         return batch.frames[:, : budget + 1]
@@ -132,6 +134,8 @@ def main(config: ImaginedRewardConfig) -> None:
                 {
                     "steps": steps,
                     "seed": seed,
+                    "world_model": config.world_model or phases["align"]["world_model"],
+                    "sampler_steps": sampler_steps,
                     "calibration": calibration.to_dict(),
                     "gap_before": gap.to_dict(),
                     "gap_after": gap_after.to_dict(),

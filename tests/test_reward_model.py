@@ -46,6 +46,11 @@ def test_clips_are_labelled_as_in_wmpo(tmp_path):
         assert earlier.label == 0 and 7 <= earlier.end <= 30 - 8  # a whole clip before the end
     assert len(short) == 1  # too short for an earlier clip
 
+    dense = [episode_clips(data.records[e], 0, e, 8, rng, negative_stride=5) for e in range(3)]
+    assert [(c.end, c.label) for c in dense[0]] == [(30, 1), (22, 0), (17, 0), (12, 0), (7, 0)]
+    assert [(c.end, c.label) for c in dense[1]] == [(30, 0), (22, 0), (17, 0), (12, 0), (7, 0)]
+    assert len(dense[2]) == 1
+
 
 def test_threshold_sweep_maximises_f1():
     scores = np.array([0.1, 0.3, 0.35, 0.8, 0.9])

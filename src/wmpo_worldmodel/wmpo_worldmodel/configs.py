@@ -81,6 +81,7 @@ class RewardConfig:
     learning_rate: float = 3e-4  # AdamW, constant
     image_size: int = 64  # px, frames are resized to it
     num_frames: int = 8  # clip length, frames
+    negative_stride: int = 0  # negatives: 0 = one random earlier clip per episode (WMPO's), N = every N-th clip
     val_every: int = 4  # every 4th labelled episode is held out for the threshold sweep
     init_checkpoint: str = ""  # a local VideoMAEForVideoClassification folder (e.g. VideoMAE-base); "" = tiny
     seed: int = 0  # clips and initial weights

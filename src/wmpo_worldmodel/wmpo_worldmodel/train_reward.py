@@ -34,8 +34,13 @@ class Clip:
     label: int  # 1 = success
 
 
-def episode_clips(record: EpisodeRecord, source: int, episode: int, num_frames: int, rng) -> list[Clip]:
-    """The labelled clips of one success or failure episode (none for an incomplete one)."""
+def episode_clips(
+    record: EpisodeRecord, source: int, episode: int, num_frames: int, rng, negative_stride: int = 0
+) -> list[Clip]:
+    """The labelled clips of one success or failure episode (none for an incomplete one).
+    Negatives besides a failure's last clip: one random earlier clip (``negative_stride`` 0, WMPO's),
+    or every ``negative_stride``-th clip back from the latest one, so that every moment of a near
+    miss, as the judge's sliding window will see it, is taught as failure."""
     if record.outcome not in ("success", "failure"):
         return []
     last = record.num_steps  # frames 0 .. T
@@ -47,7 +52,9 @@ def episode_clips(record: EpisodeRecord, source: int, episode: int, num_frames: 
         end = last
         clips.append(Clip(source, episode, end, 0))
     earliest, latest = num_frames - 1, end - num_frames
-    if latest >= earliest:
+    if latest >= earliest and negative_stride > 0:
+        clips += [Clip(source, episode, k, 0) for k in range(latest, earliest - 1, -negative_stride)]
+    elif latest >= earliest:
         clips.append(Clip(source, episode, int(rng.integers(earliest, latest + 1)), 0))
     return clips
 
@@ -137,7 +144,11 @@ def train(config: RewardConfig) -> Path:
     ]
     held_out = labelled[config.val_every - 1 :: config.val_every] if config.val_every > 0 else []
     training = [pair for pair in labelled if pair not in held_out]
-    clips = [c for d, e in training for c in episode_clips(datasets[d].records[e], d, e, config.num_frames, rng)]
+    clips = [
+        c
+        for d, e in training
+        for c in episode_clips(datasets[d].records[e], d, e, config.num_frames, rng, config.negative_stride)
+    ]
     positives = sum(c.label for c in clips)
     print(f"{len(training)} training episodes -> {len(clips)} clips ({positives} positive); {len(held_out)} held out")
 

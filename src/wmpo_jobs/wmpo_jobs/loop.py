@@ -22,7 +22,8 @@ reproduces the policy's failures; this measures that it does):
   cross-validated (interleaved folds); the kept threshold is fitted on all P. The reward model is
   also fine-tuned on that imagined video, labelled by the real outcomes, and judged out of fold;
   of the two, the one with the better cross-validated accuracy is kept when it beats always
-  answering the majority outcome (else the trained model and threshold stay). GRPO uses it.
+  answering the majority outcome, by a one-sided binomial test at p < 0.05 (else the trained
+  model and threshold stay). GRPO uses it.
 - ``gap_before`` / ``gap_after``: imagined success (the policy acting in the world model from the
   real start frames, or a ``real_context_fraction`` share of them from real mid-episode keyframes as
   GRPO starts, judged by the calibrated reward model) against real success on the same
@@ -265,8 +266,8 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
     rollouts (``wmpo_worldmodel.calibration``), saved as a new reward checkpoint beside the trained
     one: of the trained model with its threshold refitted and the model fine-tuned on that video
     (its threshold swept on the fold models' out-of-fold scores, a proxy for the final model's),
-    the better by cross-validated accuracy when it beats the majority outcome, else the trained
-    model as is. A fine-tuned judge has seen the P rollouts' labels, so with it the fold models
+    the better by cross-validated accuracy when it beats the majority outcome (``informative``:
+    significantly, p < 0.05), else the trained model as is. A fine-tuned judge has seen the P rollouts' labels, so with it the fold models
     are kept too (``held_out_judges``, ``calibration.HeldOutJudges``): the gap before GRPO, on the
     same rollouts' start states, is judged out of fold; the gap after (held-out start states) by
     the kept judge."""
@@ -322,10 +323,13 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
                 reward = fine_tuned(reward, videos, tuning)
             reward.threshold = best.threshold
         else:  # no better than the majority outcome: refitting would only move the imagined success rate
-            accuracies = ", ".join(f"{name} {c.cross_validated_accuracy:.2f}" for c, name in candidates if c)
+            accuracies = ", ".join(
+                f"{name} {c.cross_validated_accuracy:.2f} (p = {c.majority_p_value:.2f})" for c, name in candidates if c
+            )
             log.warning(
                 f"reward model not refitted: on {fitted_on} the cross-validated accuracy ({accuracies}) does not "
-                "beat always answering the majority outcome (imagination does not reproduce the real outcomes)"
+                "beat always answering the majority outcome at p < 0.05 (imagination does not reproduce the real "
+                "outcomes)"
             )
     path = reward.save_pretrained(folder / "reward_calibrated")
     held_out_judges = judges.save(folder / "reward_folds") if kept == "fine-tuned" else None

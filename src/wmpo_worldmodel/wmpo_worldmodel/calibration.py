@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
 from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
 from wmpo_worldmodel.configs import RewardFineTuneConfig
@@ -29,6 +30,7 @@ from wmpo_worldmodel.fidelity import auroc, imagine_episode
 from wmpo_worldmodel.reward_model import VideoRewardModel
 from wmpo_worldmodel.train_reward import Clip, clip_frames, episode_clips, fit_clips, sweep_threshold
 
+SIGNIFICANCE = 0.05  # of the test that a fitted judge beats the majority outcome
 Video = tuple[np.ndarray, EpisodeRecord]  # uint8 (T+1, H, W, 3) frames (real or imagined), the real record
 
 
@@ -47,15 +49,23 @@ class Calibration:
     labels: list[int]  # 1 = real success
 
     @property
-    def informative(self) -> bool:
-        """Whether the cross-validated verdicts beat always answering the majority outcome. When
-        they do not, imagined video carries no outcome signal the threshold could use (the world
-        model does not reproduce the outcomes), and a fitted threshold only moves the success rate."""
+    def majority_p_value(self) -> float:
+        """One-sided binomial test of the cross-validated verdicts against always answering the
+        majority outcome: the chance of this many right verdicts or more by that rate alone."""
         majority = max(self.real_successes, self.episodes - self.real_successes) / self.episodes
-        return self.cross_validated_accuracy > majority
+        right = round(self.cross_validated_accuracy * self.episodes)
+        return float(binomtest(right, self.episodes, majority, alternative="greater").pvalue)
+
+    @property
+    def informative(self) -> bool:
+        """Whether the cross-validated verdicts beat always answering the majority outcome, at
+        p < ``SIGNIFICANCE``. When they do not, imagined video carries no outcome signal the
+        threshold could use (the world model or the judge does not reproduce the outcomes), and a
+        fitted threshold only moves the success rate (one more right verdict of 32 is chance)."""
+        return self.majority_p_value < SIGNIFICANCE
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "informative": self.informative}
+        return {**asdict(self), "majority_p_value": self.majority_p_value, "informative": self.informative}
 
 
 def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int) -> tuple[float, float]:

@@ -267,10 +267,10 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
     one: of the trained model with its threshold refitted and the model fine-tuned on that video
     (its threshold swept on the fold models' out-of-fold scores, a proxy for the final model's),
     the better by cross-validated accuracy when it beats the majority outcome (``informative``:
-    significantly, p < 0.05), else the trained model as is. A fine-tuned judge has seen the P rollouts' labels, so with it the fold models
-    are kept too (``held_out_judges``, ``calibration.HeldOutJudges``): the gap before GRPO, on the
-    same rollouts' start states, is judged out of fold; the gap after (held-out start states) by
-    the kept judge."""
+    significantly, p < 0.05), else the trained model as is. A fine-tuned judge has seen the P
+    rollouts' labels, so with it the fold models are kept too (``held_out_judges``,
+    ``calibration.HeldOutJudges``): the gap before GRPO, on the same rollouts' start states, is
+    judged out of fold; the gap after (held-out start states) by the kept judge."""
     import torch
 
     from wmpo_episodes.dataset import EpisodeDataset

@@ -174,7 +174,8 @@ def out_of_fold_scores(models: list[VideoRewardModel], videos, fold: np.ndarray)
 class HeldOutJudges:
     """Out-of-fold verdicts on the P rollouts' start states: episode i is judged by
     ``models[fold[i]]``, fine-tuned without fold ``fold[i]``, at a threshold swept on the other
-    folds' out-of-fold scores (so neither the model nor its threshold saw episode i's label)."""
+    folds' out-of-fold scores (the model never saw episode i's label; the threshold only through
+    the other fold models' training: not a fully nested cross-validation)."""
 
     models: list[VideoRewardModel]
     fold: np.ndarray  # (N,) fold of each episode, as ``stratified_folds``

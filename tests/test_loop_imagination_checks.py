@@ -133,3 +133,41 @@ def test_the_gap_before_grpo_is_judged_out_of_fold_by_the_saved_fold_models(mode
     report = one_round_report(tmp, gap, in_sample, reward_threshold=-1.0, reward_model_kept="fine-tuned")
     assert "| round 0 before, judged out of fold | 4 | 0.25" in report
     assert "| round 0 after | 4 | 1.00" in report
+
+
+def test_a_kept_fine_tuned_judge_leaves_its_fold_models_to_judge_the_rollouts_start_states(models, monkeypatch):
+    """When the rule keeps the fine-tuned judge (here forced: the refit scores 0 right, the
+    fine-tuned model all right), its fold models are saved over the rollouts only (the re-imagined
+    demonstrations appended after them trained the fold models, they are not start states), and
+    the gap before GRPO uses them; a mismatched fold list is refused."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    import wmpo_worldmodel.calibration as calibration
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_jobs.imagination_gap import measure_gap
+
+    config, tmp = models
+    fitted = calibration.calibrate_threshold
+    calls = []
+
+    def forced(scores, labels, folds):
+        calls.append(fitted(scores, labels, folds))
+        return replace(calls[-1], cross_validated_accuracy=0.0 if len(calls) == 1 else 1.0)
+
+    monkeypatch.setattr(calibration, "calibrate_threshold", forced)
+    reward = VideoRewardModel.tiny().save_pretrained(tmp / "reward")
+    (tmp / "round_0").mkdir()
+    result = _calibrate(config.world_model, str(reward), str(tmp / "failures"), tmp / "round_0", config)
+    assert result["kept"] == "fine-tuned" and len(calls) == 2
+    saved = result["held_out_judges"]
+    assert len(saved["fold"]) == 4 and len(saved["models"]) == config.calibration_folds  # 4 rollouts, not + 3 demos
+    assert all((tmp / "round_0" / "reward_folds" / f"fold_{f}" / "config.json").is_file() for f in range(4))
+    gap = _gap(config.policy, config.world_model, result["reward_model"], str(tmp / "failures"), 1.0, config, saved)
+    assert gap["out_of_fold"] and gap["episodes"] == 4
+
+    judges = calibration.HeldOutJudges.load({**saved, "fold": saved["fold"] + [0]})
+    with pytest.raises(ValueError, match="cover 5 episodes"):
+        measure_gap(None, None, None, EpisodeDataset(tmp / "failures"), 8, 1.0, judges=judges)
+    assert np.array_equal(calibration.HeldOutJudges.load(saved).fold, saved["fold"])

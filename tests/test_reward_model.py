@@ -50,6 +50,8 @@ def test_clips_are_labelled_as_in_wmpo(tmp_path):
     assert [(c.end, c.label) for c in dense[0]] == [(30, 1), (22, 0), (17, 0), (12, 0), (7, 0)]
     assert [(c.end, c.label) for c in dense[1]] == [(30, 0), (22, 0), (17, 0), (12, 0), (7, 0)]
     assert len(dense[2]) == 1
+    with pytest.raises(ValueError, match="negative_stride is 0"):
+        episode_clips(data.records[0], 0, 0, 8, rng, negative_stride=-1)
 
 
 def test_threshold_sweep_maximises_f1():

@@ -110,9 +110,11 @@ def measure_gap(
     fold instead of by ``reward_model``, for a reward model fitted on these same episodes."""
     from wmpo_worldmodel.imagination import imagine, rollout_start
 
+    records = real.records
+    if judges is not None and len(judges.fold) != len(records):
+        raise ValueError(f"the held-out judges cover {len(judges.fold)} episodes, {real.path} has {len(records)}")
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     context_frames = world_model.unet.config.context_frames
-    records = real.records
     imagined = []
     for start in range(0, len(records), batch):
         indices = range(start, min(start + batch, len(records)))

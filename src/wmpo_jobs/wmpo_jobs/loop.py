@@ -26,7 +26,8 @@ reproduces the policy's failures; this measures that it does):
   model and threshold stay). GRPO uses it.
 - ``gap_before`` / ``gap_after``: imagined success (the policy acting in the world model from the
   real start frames, or a ``real_context_fraction`` share of them from real mid-episode keyframes as
-  GRPO starts, judged by the calibrated reward model) against real success on the same
+  GRPO starts, judged by the calibrated reward model; before GRPO, when that is the fine-tuned
+  one, out of fold by its fold models) against real success on the same
   start states: the P rollouts at the collection temperature before GRPO, the greedy held-out
   evaluation after. Beyond ``gap_bound`` it is a loud warning in the log and the report.
 """
@@ -332,7 +333,8 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
                 "outcomes)"
             )
     path = reward.save_pretrained(folder / "reward_calibrated")
-    held_out_judges = judges.save(folder / "reward_folds") if kept == "fine-tuned" else None
+    # the rollouts' folds (re-imagined demonstrations, appended after them, only trained the fold models)
+    held_out_judges = judges.rollouts(len(data.records)).save(folder / "reward_folds") if kept == "fine-tuned" else None
     log.info(f"reward model: {kept}, threshold {trained:.3f} -> {reward.threshold:.3f} on {fitted_on}")
     return {
         "reward_model": str(path),

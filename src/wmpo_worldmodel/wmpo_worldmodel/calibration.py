@@ -188,6 +188,10 @@ class HeldOutJudges:
             model.threshold = sweep_threshold(scores[fold != f], labels[fold != f])["threshold"]
         return cls(models, fold)
 
+    def rollouts(self, count: int) -> "HeldOutJudges":
+        """The judges of the first ``count`` episodes (the rollouts, before any appended videos)."""
+        return HeldOutJudges(self.models, self.fold[:count])
+
     def judge(self, episode: int, frames: np.ndarray) -> bool:
         """The verdict on imagined ``frames`` (T, H, W, 3) that start from episode ``episode``'s state."""
         return self.models[self.fold[episode]].judge(frames).success

@@ -41,6 +41,8 @@ def episode_clips(
     Negatives besides a failure's last clip: one random earlier clip (``negative_stride`` 0, WMPO's),
     or every ``negative_stride``-th clip back from the latest one, so that every moment of a near
     miss, as the judge's sliding window will see it, is taught as failure."""
+    if negative_stride < 0:
+        raise ValueError(f"negative_stride is 0 (one random clip) or a positive stride, got {negative_stride}")
     if record.outcome not in ("success", "failure"):
         return []
     last = record.num_steps  # frames 0 .. T

@@ -120,7 +120,9 @@ def main(config: ImaginedRewardConfig) -> None:
         final = trained if steps == 0 else fine_tuned(trained, videos, tuning)  # after GRPO: held-out states
         for seed in config.seeds:
             verdicts = np.array([judges.judge(i, video) for i, video in enumerate(before[seed])])
-            gap = gap_from_counts(verdicts, real, settings.gap_bound, settings.collect_temperature, out_of_fold=True)
+            gap = gap_from_counts(
+                verdicts, real, settings.gap_bound, settings.collect_temperature, out_of_fold=steps > 0
+            )
             later = [final.judge(video).scores.max() >= calibration.threshold for video in after[seed]]
             gap_after = gap_from_counts(np.array(later), evaluated, settings.gap_bound)
             area = "-" if calibration.auroc is None else f"{calibration.auroc:.2f}"

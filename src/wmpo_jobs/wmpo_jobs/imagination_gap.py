@@ -35,7 +35,7 @@ class ImaginationGap:
     bound: float
     temperature: float  # the policy's, in imagination and (should be) in reality
     real_context_fraction: float = 0.0  # share of rollouts started from a real keyframe, not the first frame
-    out_of_fold: bool = False  # judged by reward models that did not see these episodes' labels
+    out_of_fold: bool = False  # judged by fold models not fine-tuned on these episodes' imagined video
 
     @property
     def exceeded(self) -> bool:

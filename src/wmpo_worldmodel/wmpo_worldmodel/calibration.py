@@ -174,8 +174,9 @@ def out_of_fold_scores(models: list[VideoRewardModel], videos, fold: np.ndarray)
 class HeldOutJudges:
     """Out-of-fold verdicts on the P rollouts' start states: episode i is judged by
     ``models[fold[i]]``, fine-tuned without fold ``fold[i]``, at a threshold swept on the other
-    folds' out-of-fold scores (the model never saw episode i's label; the threshold only through
-    the other fold models' training: not a fully nested cross-validation)."""
+    folds' out-of-fold scores. The model was not fine-tuned on episode i's imagined video, though
+    the reward model it started from may have trained on its real video; the threshold saw i only
+    through the other fold models' training (not a fully nested cross-validation)."""
 
     models: list[VideoRewardModel]
     fold: np.ndarray  # (N,) fold of each episode, as ``stratified_folds``

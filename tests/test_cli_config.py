@@ -384,4 +384,4 @@ def test_continuing_a_reward_model_takes_its_architecture_and_refuses_a_conflict
     args = [*base, "--output", str(tmp_path / "reward"), "--steps", "1", "--batch-size", "2", "--num-frames", "4"]
     assert cli.main(["train-reward", *args]) == 0
     recorded = json.loads((tmp_path / "reward" / "reward_report.json").read_text())["config"]
-    assert (recorded["num_frames"], recorded["image_size"]) == (4, SIZE)
+    assert (recorded["backbone"], recorded["num_frames"], recorded["image_size"]) == ("videomae", 4, SIZE)

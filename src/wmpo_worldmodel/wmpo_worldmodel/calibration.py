@@ -28,7 +28,7 @@ from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
 from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.fidelity import auroc, imagine_episode
 from wmpo_worldmodel.reward_model import VideoRewardModel
-from wmpo_worldmodel.train_reward import Clip, clip_frames, episode_clips, fit_clips, sweep_threshold
+from wmpo_worldmodel.train_reward import Clip, episode_clips, fit_clips, sweep_threshold
 
 SIGNIFICANCE = 0.05  # of the test that a fitted judge beats the majority outcome
 Video = tuple[np.ndarray, EpisodeRecord]  # uint8 (T+1, H, W, 3) frames (real or imagined), the real record
@@ -134,12 +134,12 @@ def fine_tuned(reward: VideoRewardModel, videos, tuning: RewardFineTuneConfig) -
     tuned = copy.deepcopy(reward)
     clips = [c for i, (_, record) in enumerate(videos) for c in episode_clips(record, 0, i, tuned.num_frames, rng)]
 
-    def frames_of(clip: Clip) -> np.ndarray:
-        return clip_frames(videos[clip.episode][0], clip.end, tuned.num_frames)
+    def episode_frames(clip: Clip) -> np.ndarray:
+        return videos[clip.episode][0]
 
     with torch.random.fork_rng():  # seeded here, the caller's torch random state untouched
         torch.manual_seed(tuning.seed)
-        fit_clips(tuned, clips, frames_of, tuning.steps, tuning.batch_size, tuning.learning_rate, rng)
+        fit_clips(tuned, clips, episode_frames, tuning.steps, tuning.batch_size, tuning.learning_rate, rng)
     return tuned
 
 

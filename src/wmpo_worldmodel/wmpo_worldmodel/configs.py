@@ -71,19 +71,20 @@ class RewardFineTuneConfig:
 
 @dataclass
 class RewardConfig:
-    """Train the video success classifier (VideoMAE) on labelled episodes; its threshold is swept
-    for the best F1 on held-out episodes."""
+    """Train the video success classifier (reward_model.py) on labelled episodes; its threshold is
+    swept for the best F1 on held-out episodes."""
 
     datasets: list[str]  # converted dataset folders with success and failure episodes
     output: str = "runs/reward"  # folder for reward_model/ and reward_report.json
     steps: int = 600  # optimizer steps
     batch_size: int = 16  # clips per step
     learning_rate: float = 3e-4  # AdamW, constant
+    backbone: str = "keypoints"  # keypoints (frozen pretrained encoder, judged against frame 0) | videomae (tiny)
     image_size: int = 64  # px, frames are resized to it
     num_frames: int = 8  # clip length, frames
     negative_stride: int = 0  # negatives: 0 = one random earlier clip per episode (WMPO's), N = every N-th clip
     val_every: int = 4  # every 4th labelled episode is held out for the threshold sweep
-    init_checkpoint: str = ""  # a local VideoMAEForVideoClassification folder (e.g. VideoMAE-base); "" = tiny
+    init_checkpoint: str = ""  # a reward checkpoint or local VideoMAEForVideoClassification folder; "" = fresh backbone
     seed: int = 0  # clips and initial weights
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device (cpu, cuda, cuda:N)

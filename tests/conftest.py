@@ -7,11 +7,14 @@ import sys
 
 import pytest
 
+from wmpo_common.cpu_memory import reuse_freed_memory
+
 # Deterministic, single-threaded numerics (2-core CI machines; other processes run beside us).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("LP_NUM_THREADS", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
+reuse_freed_memory()  # as every wmpo process does (tensors reuse freed memory)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 if sys.prefix not in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
     os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join(p for p in (sys.prefix, os.environ.get("AMENT_PREFIX_PATH")) if p)

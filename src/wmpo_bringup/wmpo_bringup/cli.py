@@ -19,6 +19,7 @@ from wmpo_bringup.environment import node_environment
 from wmpo_bringup.graph import MODES, graph, params_file
 from wmpo_bringup.sim_episodes import run_sim_episodes
 from wmpo_common.configs import ConfigError
+from wmpo_common.cpu_memory import reuse_freed_memory
 from wmpo_common.ranges import parse_range
 from wmpo_episodes.lerobot_format import LeRobotOptions
 from wmpo_jobs import JOBS
@@ -523,6 +524,7 @@ def build(name: str, args: list[str]):
 
 
 def main(argv=None) -> int:
+    reuse_freed_memory()  # tensors reuse freed memory instead of fresh pages from the kernel
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())

@@ -20,10 +20,12 @@ class ImaginationWorker:
     """A Ray actor: world model + reward model + a policy whose weights are set per call."""
 
     def __init__(self, policy: str, world_model: str, reward_model: str, device: str, threads: int):
+        from wmpo_common.cpu_memory import reuse_freed_memory
         from wmpo_policy.vla.policy import VLAPolicy
         from wmpo_worldmodel.pipeline import WorldModelPipeline
         from wmpo_worldmodel.reward_model import VideoRewardModel
 
+        reuse_freed_memory()  # a worker process of its own
         torch.set_num_threads(threads)
         self.policy = VLAPolicy.from_pretrained(policy, device)
         self.world_model = WorldModelPipeline.load(world_model, device)

@@ -8,6 +8,8 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from wmpo_common.cpu_memory import reuse_freed_memory
+
 N = TypeVar("N", bound=Node | Sequence[Node])
 
 
@@ -24,7 +26,8 @@ def spin_node(
     exception of a ``fatal`` type while building it (a wrong parameter, a checkpoint that does not
     load, a backend that does not start) is logged under ``name`` and exits with status 1.
     ``on_exit(what make_node returned)`` runs first on the way out (keep what is half done, release
-    a backend)."""
+    a backend). Freed memory stays in the process for its tensors (``reuse_freed_memory``)."""
+    reuse_freed_memory()
     rclpy.init(args=args)
     try:
         made = make_node()

@@ -7,7 +7,8 @@ datasets with other steps, image sizes or clip labels):
   no model of the round trained on them): AUROC of the peak window scores against the real
   outcomes, and the success rate judged at the model's own threshold against the real rate;
 - re-imagined: the P rollouts re-imagined by the round's aligned world model from their real first
-  frames under their recorded actions (what the loop's threshold phase fits on): AUROC.
+  frames under their recorded actions (what the loop's threshold phase fits on): AUROC, and the
+  success rate judged at the model's own threshold against the rollouts' real rate.
 An imagination gap can only be as small as the judge is right: a judge that calls real near misses
 successes calls imagined ones successes too. Run it from the folder the loop ran in:
 
@@ -57,14 +58,19 @@ def main(config: RewardJudgesConfig) -> None:
 
     real_rate = np.mean([record.outcome == "success" for _, record in real])
     print(f"{len(real)} held-out real episodes ({real_rate:.2f} succeeded), {len(imagined)} re-imagined rollouts")
-    print("| reward model | threshold | real AUROC | real judged vs real rate | re-imagined AUROC |")
-    print("|---|---|---|---|---|")
+    imagined_rate = np.mean([record.outcome == "success" for _, record in imagined])
+    print(
+        "| reward model | threshold | real AUROC | real judged vs real rate "
+        "| re-imagined AUROC | re-imagined judged vs real rate |"
+    )
+    print("|---|---|---|---|---|---|")
     rows = []
     for path in [phases["reward"]["reward_model"], *config.reward_models]:
         reward = VideoRewardModel.from_pretrained(path, settings.device)
         scores, labels = peak_scores(reward, real)
         judged = float(np.mean(np.array(scores) >= reward.threshold))
         imagined_scores, imagined_labels = peak_scores(reward, imagined)
+        imagined_judged = float(np.mean(np.array(imagined_scores) >= reward.threshold))
         row = {
             "reward_model": path,
             "threshold": reward.threshold,
@@ -72,6 +78,8 @@ def main(config: RewardJudgesConfig) -> None:
             "real_judged_rate": judged,
             "real_rate": float(real_rate),
             "reimagined_auroc": auroc(imagined_scores, imagined_labels),
+            "reimagined_judged_rate": imagined_judged,
+            "reimagined_real_rate": float(imagined_rate),
             "real_scores": scores,
             "real_labels": labels,
             "reimagined_scores": imagined_scores,
@@ -82,7 +90,7 @@ def main(config: RewardJudgesConfig) -> None:
         shown = {key: "-" if row[key] is None else f"{row[key]:.2f}" for key in ("real_auroc", "reimagined_auroc")}
         print(
             f"| {path} | {reward.threshold:.3f} | {shown['real_auroc']} | {judged:.2f} vs {real_rate:.2f} | "
-            f"{shown['reimagined_auroc']} |",
+            f"{shown['reimagined_auroc']} | {imagined_judged:.2f} vs {imagined_rate:.2f} |",
             flush=True,
         )
     print(f"wrote {write_json(config.output or loop / 'reward_judges.json', rows)}")

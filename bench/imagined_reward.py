@@ -115,8 +115,9 @@ def main(config: ImaginedRewardConfig) -> None:
         else:
             models = fold_models(trained, videos, folds, tuning)
             scores = out_of_fold_scores(models, videos, folds)
-        calibration = calibrate_threshold(scores, real.astype(int), config.folds)
-        judges = HeldOutJudges.fitted(models, scores, real, folds)  # the loop's gap before, out of fold
+        criterion = settings.threshold_criterion  # the loop's
+        calibration = calibrate_threshold(scores, real.astype(int), config.folds, criterion)
+        judges = HeldOutJudges.fitted(models, scores, real, folds, criterion)  # the loop's gap before, out of fold
         final = trained if steps == 0 else fine_tuned(trained, videos, tuning)  # after GRPO: held-out states
         for seed in config.seeds:
             verdicts = np.array([judges.judge(i, video) for i, video in enumerate(before[seed])])

@@ -93,7 +93,7 @@ def test_one_more_right_verdict_than_the_majority_outcome_is_chance():
     from wmpo_worldmodel.calibration import Calibration
 
     def judged(right: int) -> Calibration:
-        return Calibration(0.1, 0.8, 0.75, right / 32, 0.43, 4, 32, 19, 30, [], [])
+        return Calibration(0.1, "f1", 0.8, 0.75, right / 32, 0.43, 4, 32, 19, 30, [], [])
 
     assert judged(20).majority_p_value > 0.3 and not judged(20).informative
     assert judged(25).majority_p_value < 0.05 and judged(25).informative

@@ -1,6 +1,7 @@
 """The loop's imagination checks at tiny sizes: the reward threshold refitted on re-imagined
 rollouts, and an inflated imagination gap that warns in the log, the phase result and the report."""
 
+import dataclasses
 import json
 import logging
 
@@ -78,16 +79,19 @@ def test_an_imagination_that_calls_failures_successes_warns_in_the_log_the_phase
     assert report.count("**Warning:") == 1 and (tmp / "success.png").stat().st_size > 0
 
 
-def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_when_none_succeeded(models):
+@pytest.mark.parametrize("criterion", ["f1", "balanced_accuracy"])
+def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_when_none_succeeded(models, criterion):
     config, tmp = models
+    config = dataclasses.replace(config, threshold_criterion=criterion)
     reward = VideoRewardModel.tiny().save_pretrained(tmp / "reward")
-    folder = tmp / "round_0"
+    folder = tmp / f"round_{criterion}"
     folder.mkdir()
     result = _calibrate(config.world_model, str(reward), str(tmp / "failures"), folder, config)
     calibration = result["calibration"]
     assert calibration["labels"] == [0, 0, 0, 0, 1, 1, 1]  # 4 failed rollouts, then 3 demonstrations
     assert "no real success" in result["fitted_on"] and "3 re-imagined demonstrations" in result["fitted_on"]
-    refit = calibrate_threshold(calibration["scores"], calibration["labels"], config.calibration_folds)
+    assert calibration["criterion"] == result["fine_tuned_calibration"]["criterion"] == criterion
+    refit = calibrate_threshold(calibration["scores"], calibration["labels"], config.calibration_folds, criterion)
     assert result["trained_threshold"] == 0.5 and calibration["informative"] == refit.informative
     # the reward model fine-tuned on the same imagined video, its verdicts judged out of fold
     tuned = result["fine_tuned_calibration"]
@@ -152,8 +156,8 @@ def test_a_kept_fine_tuned_judge_leaves_its_fold_models_to_judge_the_rollouts_st
     fitted = calibration.calibrate_threshold
     calls = []
 
-    def forced(scores, labels, folds):
-        calls.append(fitted(scores, labels, folds))
+    def forced(scores, labels, folds, criterion):
+        calls.append(fitted(scores, labels, folds, criterion))
         return replace(calls[-1], cross_validated_accuracy=0.0 if len(calls) == 1 else 1.0)
 
     monkeypatch.setattr(calibration, "calibrate_threshold", forced)

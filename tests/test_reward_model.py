@@ -64,6 +64,22 @@ def test_threshold_sweep_maximises_f1():
     assert result["accuracy"] == 1.0
 
 
+def test_balanced_accuracy_does_not_call_near_misses_successes_where_f1_does():
+    """8 successes, 4 near misses among them: F1 is best calling 11 of 12 successes (0.1 < t <= 0.2),
+    balanced accuracy at 0.65 < t <= 0.7 (4 successes, no near miss)."""
+    scores = np.array([0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 0.1, 0.5, 0.58, 0.65])
+    labels = np.array([1] * 8 + [0] * 4)
+    f1 = sweep_threshold(scores, labels, "f1")
+    assert 0.1 < f1["threshold"] <= 0.2 and f1["f1"] == pytest.approx(16 / 19)
+    balanced = sweep_threshold(scores, labels, "balanced_accuracy")
+    assert 0.65 < balanced["threshold"] <= 0.7 and balanced["balanced_accuracy"] == 0.75
+    assert balanced["criterion"] == "balanced_accuracy"
+    with pytest.raises(ValueError, match="threshold_criterion must be one of f1, balanced_accuracy"):
+        sweep_threshold(scores, labels, "auroc")
+    with pytest.raises(ValueError, match="threshold_criterion"):
+        RewardConfig(datasets=[], threshold_criterion="auroc")
+
+
 def test_judging_slides_a_window_and_finds_the_success_frame(tmp_path):
     reward = VideoRewardModel.tiny(image_size=SIZE)
     frames = toy_episode(0, True)[1]["frames"]

@@ -5,7 +5,7 @@ COMMAND --help``, the trainer node's parameter defaults) imports no torch: ``Loo
 from dataclasses import dataclass, field
 
 from wmpo_trainer.configs import GRPOConfig
-from wmpo_worldmodel.configs import RewardFineTuneConfig
+from wmpo_worldmodel.configs import RewardFineTuneConfig, check_threshold_criterion
 
 
 @dataclass
@@ -38,6 +38,7 @@ class LoopConfig:
     drift_limit: float = 0.05
     gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_jobs.imagination_gap)
     calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
+    threshold_criterion: str = "f1"  # what every reward threshold maximises (real, imagined): f1 | balanced_accuracy
     # The reward model fine-tuned on the re-imagined rollouts (labelled by the real outcome), kept
     # when its out-of-fold verdicts beat the majority outcome (wmpo_worldmodel.calibration).
     reward_fine_tune: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)
@@ -47,6 +48,7 @@ class LoopConfig:
     def __post_init__(self):
         if not 0.0 <= self.real_context_fraction <= 1.0:
             raise ValueError(f"real_context_fraction is a share in [0, 1], got {self.real_context_fraction}")
+        check_threshold_criterion(self.threshold_criterion)
 
 
 @dataclass

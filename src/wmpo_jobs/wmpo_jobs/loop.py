@@ -17,8 +17,9 @@ Imagination against reality, every round (WMPO's premise is that the aligned wor
 reproduces the policy's failures; this measures that it does):
 - ``threshold``: each of the P rollouts is re-imagined by the aligned world model from its real
   first frame under its recorded actions, the reward model scores the imagined video, and the
-  threshold is the F1-optimal one against the real outcomes (the policy's near misses are the
-  negatives; the demonstrations give positives when no rollout succeeded). Its F1 is reported
+  threshold is the one that maximises ``threshold_criterion`` (F1, or balanced accuracy) against
+  the real outcomes (the policy's near misses are the negatives; the demonstrations give
+  positives when no rollout succeeded). Its F1 is reported
   cross-validated (interleaved folds); the kept threshold is fitted on all P. The reward model is
   also fine-tuned on that imagined video, labelled by the real outcomes, and judged out of fold;
   of the two, the one with the better cross-validated accuracy is kept when it beats always
@@ -137,6 +138,7 @@ def run_loop(
                 datasets=[config.demos, *rollouts],
                 output=str(folder / "reward"),
                 steps=config.reward_steps,
+                threshold_criterion=config.threshold_criterion,
                 threads=config.threads,
                 device=config.device,
             )
@@ -306,14 +308,15 @@ def _calibrate(world_model: str, reward_model: str, rollouts: str, folder: Path,
     if all(labels):  # no real failure to fit against: the trained threshold stays
         log.warning(f"reward threshold not refitted: every one of the {len(labels)} rollouts succeeded")
     else:
-        calibration = calibrate_threshold(scores, labels, config.calibration_folds)
+        criterion = config.threshold_criterion
+        calibration = calibrate_threshold(scores, labels, config.calibration_folds, criterion)
         tuning = config.reward_fine_tune
         if tuning.steps > 0 and min(sum(labels), len(labels) - sum(labels)) >= 2:  # each fold's rest has both
             fold = stratified_folds(labels, config.calibration_folds)
             models = fold_models(reward, videos, fold, tuning)
             held_out = out_of_fold_scores(models, videos, fold)
-            tuned_calibration = calibrate_threshold(held_out, labels, config.calibration_folds)
-            judges = HeldOutJudges.fitted(models, held_out, labels, fold)
+            tuned_calibration = calibrate_threshold(held_out, labels, config.calibration_folds, criterion)
+            judges = HeldOutJudges.fitted(models, held_out, labels, fold, criterion)
         elif tuning.steps > 0:
             log.warning(f"reward model not fine-tuned: {fitted_on} hold fewer than 2 successes or 2 failures")
         candidates = ((calibration, "refitted threshold"), (tuned_calibration, "fine-tuned"))

@@ -3,8 +3,9 @@
 Each labelled real rollout of the policy is re-imagined by the (aligned) world model from its real
 first frame under its recorded actions (``fidelity.imagine_episode``: imagined frame t stands for
 real frame t); the reward model scores the imagined video (peak window score); the threshold is
-the F1-optimal one against the REAL outcomes (``train_reward.sweep_threshold``), so the policy's
-near misses that the world model turns into successes count as false positives. The figure
+the one that maximises F1 (or balanced accuracy: ``criterion``) against the REAL outcomes
+(``train_reward.sweep_threshold``), so the policy's near misses that the world model turns into
+successes count as false positives. The figure
 reported for it is cross-validated: k folds, each fold's verdicts use the threshold fitted on the
 other folds; the threshold kept is fitted on all.
 
@@ -36,7 +37,8 @@ Video = tuple[np.ndarray, EpisodeRecord]  # uint8 (T+1, H, W, 3) frames (real or
 
 @dataclass
 class Calibration:
-    threshold: float  # F1-optimal on every re-imagined rollout
+    threshold: float  # the criterion's best on every re-imagined rollout
+    criterion: str  # what the threshold maximises: f1 | balanced_accuracy
     f1: float  # in-sample F1 at that threshold
     cross_validated_f1: float  # each fold judged with the threshold of the other folds
     cross_validated_accuracy: float
@@ -68,15 +70,15 @@ class Calibration:
         return {**asdict(self), "majority_p_value": self.majority_p_value, "informative": self.informative}
 
 
-def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int) -> tuple[float, float]:
-    """(F1, accuracy) of verdicts where fold f uses the threshold swept on the other folds
-    (folds interleaved: episode i is in fold i % folds)."""
+def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str = "f1") -> tuple[float, float]:
+    """(F1, accuracy) of verdicts where fold f uses the threshold swept (by ``criterion``) on the
+    other folds (folds interleaved: episode i is in fold i % folds)."""
     verdicts = np.zeros(len(scores), dtype=bool)
     for fold in range(folds):
         held = np.arange(len(scores)) % folds == fold
         if held.all():
             raise ValueError("cross-validation needs at least two episodes per threshold")
-        threshold = sweep_threshold(scores[~held], labels[~held])["threshold"]
+        threshold = sweep_threshold(scores[~held], labels[~held], criterion)["threshold"]
         verdicts[held] = scores[held] >= threshold
     tp = int(np.sum(verdicts & (labels == 1)))
     fp = int(np.sum(verdicts & (labels == 0)))
@@ -84,18 +86,20 @@ def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int) -> tuple
     return 2 * tp / max(1, 2 * tp + fp + fn), float(np.mean(verdicts == (labels == 1)))
 
 
-def calibrate_threshold(scores, labels, folds: int = 4) -> Calibration:
-    """The F1-optimal threshold on imagined-video scores against real labels, cross-validated."""
+def calibrate_threshold(scores, labels, folds: int = 4, criterion: str = "f1") -> Calibration:
+    """The threshold on imagined-video scores against real labels that maximises ``criterion``
+    (f1 | balanced_accuracy), cross-validated."""
     scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
     if len(scores) != len(labels) or len(scores) < 2:
         raise ValueError(
             f"need matching scores and labels for at least 2 episodes, got {len(scores)} and {len(labels)}"
         )
     folds = max(2, min(folds, len(scores)))
-    best = sweep_threshold(scores, labels)
-    f1_cv, accuracy_cv = cross_validated(scores, labels, folds)
+    best = sweep_threshold(scores, labels, criterion)
+    f1_cv, accuracy_cv = cross_validated(scores, labels, folds, criterion)
     return Calibration(
         threshold=best["threshold"],
+        criterion=criterion,
         f1=best["f1"],
         cross_validated_f1=f1_cv,
         cross_validated_accuracy=accuracy_cv,
@@ -182,11 +186,11 @@ class HeldOutJudges:
     fold: np.ndarray  # (N,) fold of each episode, as ``stratified_folds``
 
     @classmethod
-    def fitted(cls, models: list[VideoRewardModel], scores, labels, fold) -> "HeldOutJudges":
-        """Set each fold model's threshold by F1 on the other folds' out-of-fold ``scores``."""
+    def fitted(cls, models: list[VideoRewardModel], scores, labels, fold, criterion: str = "f1") -> "HeldOutJudges":
+        """Set each fold model's threshold by ``criterion`` on the other folds' out-of-fold ``scores``."""
         scores, labels, fold = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int), np.asarray(fold)
         for f, model in enumerate(models):
-            model.threshold = sweep_threshold(scores[fold != f], labels[fold != f])["threshold"]
+            model.threshold = sweep_threshold(scores[fold != f], labels[fold != f], criterion)["threshold"]
         return cls(models, fold)
 
     def rollouts(self, count: int) -> "HeldOutJudges":

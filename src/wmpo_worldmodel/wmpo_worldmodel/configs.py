@@ -6,6 +6,15 @@ from dataclasses import dataclass, field
 
 from wmpo_common.actions import CHUNK_HORIZON
 
+# What a reward threshold maximises (train_reward.sweep_threshold): F1 of "succeeded" (WMPO's), or
+# balanced accuracy, the mean of the success and the failure recall.
+THRESHOLD_CRITERIA = ("f1", "balanced_accuracy")
+
+
+def check_threshold_criterion(criterion: str) -> None:
+    if criterion not in THRESHOLD_CRITERIA:
+        raise ValueError(f"threshold_criterion must be one of {', '.join(THRESHOLD_CRITERIA)}, got {criterion!r}")
+
 
 @dataclass
 class WMConfig:
@@ -84,7 +93,11 @@ class RewardConfig:
     num_frames: int = 8  # clip length, frames
     negative_stride: int = 0  # negatives: 0 = one random earlier clip per episode (WMPO's), N = every N-th clip
     val_every: int = 4  # every 4th labelled episode is held out for the threshold sweep
+    threshold_criterion: str = "f1"  # what the threshold sweep maximises: f1 | balanced_accuracy
     init_checkpoint: str = ""  # a reward checkpoint or local VideoMAEForVideoClassification folder; "" = fresh backbone
     seed: int = 0  # clips and initial weights
     threads: int = 2  # torch CPU threads
     device: str = "cpu"  # torch device (cpu, cuda, cuda:N)
+
+    def __post_init__(self):
+        check_threshold_criterion(self.threshold_criterion)

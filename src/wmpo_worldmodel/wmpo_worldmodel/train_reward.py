@@ -1,12 +1,14 @@
-"""Train the video success classifier on labelled episodes, then pick its threshold by F1.
+"""Train the video success classifier on labelled episodes, then pick its threshold (by F1, or by
+balanced accuracy with ``--threshold-criterion balanced_accuracy``).
 
   wmpo train-reward --dataset runs/base/Lift/data runs/base/Lift/eval_data --output runs/reward/lift
 
 Clip labels (WMPO): positive = the clip ending at the success frame of a successful episode;
 negative = the last clip of a failed episode; plus one random earlier clip of every episode as a
 negative (ending at least one clip length before the success frame). Episodes are split by index:
-every ``val_every``-th labelled episode is held out; the threshold maximises F1 of "the episode
-succeeded" over the held-out episodes, judged by a sliding window as at imagination time.
+every ``val_every``-th labelled episode is held out; the threshold maximises the criterion (F1 of
+"the episode succeeded", or balanced accuracy) over the held-out episodes, judged by a sliding
+window as at imagination time.
 """
 
 import random
@@ -22,7 +24,7 @@ from tqdm import tqdm
 from wmpo_common.atomic_json import write_json
 from wmpo_common.configs import continued_config
 from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
-from wmpo_worldmodel.configs import RewardConfig
+from wmpo_worldmodel.configs import RewardConfig, check_threshold_criterion
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
 
@@ -107,21 +109,32 @@ def fit_clips(
     model.eval()
 
 
-def sweep_threshold(scores: np.ndarray, labels: np.ndarray) -> dict:
-    """The threshold on per-episode max scores with the best F1 (ties: the middle one)."""
+def sweep_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "f1") -> dict:
+    """The threshold on per-episode max scores that maximises ``criterion`` (ties: the middle one):
+    ``f1`` of "succeeded" (WMPO's) or ``balanced_accuracy`` (the mean of the success and the failure
+    recall). F1 ignores the failures judged right, so where successes are the majority its best
+    threshold calls most episodes successes; balanced accuracy weighs a near miss called a success
+    as much as a success missed, whatever the success rate."""
+    check_threshold_criterion(criterion)
     candidates = np.unique(np.concatenate([np.linspace(0.05, 0.95, 19), scores]))
+    successes, failures = max(1, int(np.sum(labels == 1))), max(1, int(np.sum(labels != 1)))
     rows = []
     for threshold in candidates:
         predicted = scores >= threshold
         tp = int(np.sum(predicted & (labels == 1)))
         fp = int(np.sum(predicted & (labels == 0)))
         fn = int(np.sum(~predicted & (labels == 1)))
-        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-        rows.append((f1, float(threshold), float(np.mean(predicted == (labels == 1)))))
-    best = max(f1 for f1, _, _ in rows)
-    ties = [row for row in rows if row[0] == best]
-    f1, threshold, accuracy = ties[len(ties) // 2]
-    return {"threshold": threshold, "f1": f1, "accuracy": accuracy, "episodes": len(labels)}
+        tn = int(np.sum(~predicted & (labels != 1)))
+        row = {
+            "threshold": float(threshold),
+            "f1": 2 * tp / max(1, 2 * tp + fp + fn),
+            "accuracy": float(np.mean(predicted == (labels == 1))),
+            "balanced_accuracy": (tp / successes + tn / failures) / 2,
+        }
+        rows.append(row)
+    best = max(row[criterion] for row in rows)
+    ties = [row for row in rows if row[criterion] == best]
+    return {**ties[len(ties) // 2], "criterion": criterion, "episodes": len(labels)}
 
 
 def train(config: RewardConfig) -> Path:
@@ -175,13 +188,13 @@ def train(config: RewardConfig) -> Path:
 
     fit_clips(reward, clips, episode_frames, config.steps, config.batch_size, config.learning_rate, rng, writer)
 
-    # -- threshold: F1 sweep on held-out episodes, judged like imagined ones -----------------------
+    # -- threshold: swept on held-out episodes, judged like imagined ones ---------------------------
     sweep_on = held_out or training
     scores, labels = [], []
     for d, e in tqdm(sweep_on, desc="threshold sweep", unit="episode"):
         scores.append(float(reward.judge(datasets[d].episode(e)["frames"]).scores.max()))
         labels.append(int(datasets[d].records[e].outcome == "success"))
-    result = sweep_threshold(np.array(scores), np.array(labels))
+    result = sweep_threshold(np.array(scores), np.array(labels), config.threshold_criterion)
     result["swept_on"] = "held-out episodes" if held_out else "training episodes (nothing held out)"
     reward.threshold = result["threshold"]
     path = reward.save_pretrained(output / "reward_model")

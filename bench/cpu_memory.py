@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from wmpo_worldmodel.configs import WMConfig
+
 
 def keypoint_judge(steps: int) -> None:
     import numpy as np
@@ -33,7 +35,6 @@ def keypoint_judge(steps: int) -> None:
 def world_model(steps: int) -> None:
     import torch
 
-    from wmpo_worldmodel.configs import WMConfig
     from wmpo_worldmodel.models import ActionConditionedUNet
 
     config = WMConfig(datasets=[])
@@ -96,7 +97,7 @@ def worker(workload: str, allocator: str, steps: int, threads: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="training steps per workload")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=WMConfig.threads, help="torch CPU threads")
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--worker", nargs=2, metavar=("WORKLOAD", "ALLOCATOR"), help=argparse.SUPPRESS)
     args = parser.parse_args()

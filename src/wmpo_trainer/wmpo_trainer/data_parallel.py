@@ -48,6 +48,15 @@ def init_data_parallel(device: str) -> tuple[DataParallel, str]:
     return DataParallel(dist.get_rank(), dist.get_world_size()), device
 
 
+def leave_data_parallel(parallel: DataParallel) -> None:
+    """Wait for every rank (rank 0 writes the last checkpoint), then leave the process group. A rank
+    that exits with the group alive can abort in gloo's threads at exit ("terminate called without
+    an active exception"), and torchrun then fails the whole job."""
+    if parallel.world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def broadcast_from_main(value, parallel: DataParallel):
     """Rank 0's ``value`` on every rank (in memory, between the ranks of one job; nothing is read
     from disk)."""

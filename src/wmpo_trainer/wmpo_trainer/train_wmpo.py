@@ -28,7 +28,7 @@ from wmpo_common.atomic_json import write_json
 from wmpo_episodes.dataset import EpisodeDataset
 from wmpo_policy.vla.policy import VLAPolicy
 from wmpo_trainer.configs import WMPOConfig
-from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel
+from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel, leave_data_parallel
 from wmpo_trainer.grpo import chunk_mask, group_advantages, informative_groups
 from wmpo_trainer.policy_update import Trajectories, grpo_update
 from wmpo_worldmodel.imagination import ImaginedBatch, imagine, rollout_start
@@ -181,4 +181,5 @@ def train(config: WMPOConfig) -> Path:
         if config.ray_workers > 0:
             imagine_fn.shutdown()
         print(f"checkpoint: {final}")
+    leave_data_parallel(parallel)
     return final

@@ -35,19 +35,10 @@ def keypoint_judge(steps: int) -> None:
 def world_model(steps: int) -> None:
     import torch
 
-    from wmpo_worldmodel.models import ActionConditionedUNet
+    from wmpo_worldmodel.train_world_model import fresh_unet
 
     config = WMConfig(datasets=[])
-    unet = ActionConditionedUNet(
-        sample_size=config.image_size,
-        channels=3,
-        context_frames=config.context_frames,
-        frames_per_pass=config.frames_per_pass,
-        block_out_channels=tuple(config.block_out_channels),
-        attention_levels=tuple(config.attention_levels),
-        action_modulation=config.action_modulation,
-        action_planes=config.action_planes,
-    )
+    unet = fresh_unet(config)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     b, f, s = config.batch_size, config.frames_per_pass, config.image_size
     for _ in range(steps):

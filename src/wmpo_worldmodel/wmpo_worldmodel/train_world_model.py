@@ -72,6 +72,21 @@ def strip_image(real: np.ndarray, imagined: np.ndarray) -> np.ndarray:
     return np.concatenate([np.concatenate(list(real), axis=1), np.concatenate(list(imagined), axis=1)], axis=0)
 
 
+def fresh_unet(config: WMConfig, vae: AutoencoderKL | None = None) -> ActionConditionedUNet:
+    """A new denoiser of ``config``'s architecture, on pixels or on ``vae``'s latents."""
+    scale = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
+    return ActionConditionedUNet(
+        sample_size=config.image_size // scale,
+        channels=3 if vae is None else vae.config.latent_channels,
+        context_frames=config.context_frames,
+        frames_per_pass=config.frames_per_pass,
+        block_out_channels=tuple(config.block_out_channels),
+        attention_levels=tuple(config.attention_levels),
+        action_modulation=config.action_modulation,
+        action_planes=config.action_planes,
+    )
+
+
 def train(config: WMConfig) -> Path:
     # -- set-up: seeds, threads, data ------------------------------------------------------------
     random.seed(config.seed)
@@ -92,17 +107,7 @@ def train(config: WMConfig) -> Path:
     if resume is None and not config.init_checkpoint:
         stats = ActionStats.from_actions(data.all_actions())
         vae = AutoencoderKL.from_pretrained(config.vae, local_files_only=True) if config.vae else None
-        scale = 1 if vae is None else 2 ** (len(vae.config.block_out_channels) - 1)
-        unet = ActionConditionedUNet(
-            sample_size=config.image_size // scale,
-            channels=3 if vae is None else vae.config.latent_channels,
-            context_frames=config.context_frames,
-            frames_per_pass=config.frames_per_pass,
-            block_out_channels=tuple(config.block_out_channels),
-            attention_levels=tuple(config.attention_levels),
-            action_modulation=config.action_modulation,
-            action_planes=config.action_planes,
-        )
+        unet = fresh_unet(config, vae)
         pipeline = WorldModelPipeline(
             unet.to(config.device),
             training_scheduler(),

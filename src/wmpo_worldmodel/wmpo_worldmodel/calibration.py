@@ -70,9 +70,9 @@ class Calibration:
         return {**asdict(self), "majority_p_value": self.majority_p_value, "informative": self.informative}
 
 
-def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str = "f1") -> tuple[float, float]:
-    """(F1, accuracy) of verdicts where fold f uses the threshold swept (by ``criterion``) on the
-    other folds (folds interleaved: episode i is in fold i % folds)."""
+def cross_validated_verdicts(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str = "f1") -> np.ndarray:
+    """(N,) bool verdicts where fold f uses the threshold swept (by ``criterion``) on the other
+    folds (folds interleaved: episode i is in fold i % folds)."""
     verdicts = np.zeros(len(scores), dtype=bool)
     for fold in range(folds):
         held = np.arange(len(scores)) % folds == fold
@@ -80,6 +80,12 @@ def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterio
             raise ValueError("cross-validation needs at least two episodes per threshold")
         threshold = sweep_threshold(scores[~held], labels[~held], criterion)["threshold"]
         verdicts[held] = scores[held] >= threshold
+    return verdicts
+
+
+def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str = "f1") -> tuple[float, float]:
+    """(F1, accuracy) of the cross-validated verdicts (``cross_validated_verdicts``)."""
+    verdicts = cross_validated_verdicts(scores, labels, folds, criterion)
     tp = int(np.sum(verdicts & (labels == 1)))
     fp = int(np.sum(verdicts & (labels == 0)))
     fn = int(np.sum(~verdicts & (labels == 1)))

@@ -6,9 +6,8 @@
 
 A clip is ``num_frames`` consecutive frames, with its episode's first frame as the reference (the
 keypoint backbone compares the scene with it; VideoMAE ignores it); class 1 = "the task has just
-succeeded". An episode
-(real or imagined) succeeds when any clip of a sliding window scores >= ``threshold``; its
-success frame is the last frame of the first such clip. A checkpoint is one folder: config.json +
+succeeded". An episode (real or imagined) succeeds when any clip of a sliding window scores >=
+``threshold``; its success frame is the last frame of the first such clip. A checkpoint is one folder: config.json +
 model.safetensors (save_pretrained) and reward.json (threshold, stride), written atomically.
 
 Frames: uint8 (T, H, W, 3) RGB of any size, resized to the model's image_size and normalised with

@@ -2,8 +2,9 @@
 
 Each workload runs twice in a fresh process, once with glibc's defaults and once after
 ``reuse_freed_memory()``, on the same seed and thread count: wall, user and system CPU seconds, and
-peak resident memory, with the ratios (reuse / default). Workloads, at the sizes the loop uses:
-- keypoint_judge: reward-model training steps (keypoint backbone, 128 px, 16 clips of 8 frames);
+peak resident memory, with the ratios (reuse / default). Workloads:
+- keypoint_judge: reward-model training steps (keypoint backbone at the camera's 128 px; the loop
+  judges at 64 px), 16 clips of 8 frames;
 - world_model: world-model UNet training steps (WMConfig's defaults: 64 px, batch 8).
 
   python bench/cpu_memory.py --steps 10 --threads 2

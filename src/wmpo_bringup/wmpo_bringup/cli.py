@@ -475,7 +475,7 @@ COMMANDS = {
         "train the AutoencoderKL of a latent world model", "wmpo_worldmodel.configs:VAEConfig", cmd_train_vae
     ),
     "train-reward": Command(
-        "train the video success classifier, threshold by F1",
+        "train the video success classifier, threshold by F1 or balanced accuracy",
         "wmpo_worldmodel.configs:RewardConfig",
         cmd_train_reward,
     ),

@@ -24,8 +24,9 @@ SETTINGS = (
 
 
 def reuse_freed_memory() -> bool:
-    """Apply SETTINGS to this process's glibc malloc; True when it took all of them, False (and
-    nothing changed) on another OS or C library. Call it first thing in a process's main."""
+    """Apply SETTINGS to this process's glibc malloc; True when it took all of them, False on
+    another OS or C library (nothing changed) or when glibc refused one (those before it stay).
+    Call it first thing in a process's main."""
     if not sys.platform.startswith("linux"):
         return False
     try:

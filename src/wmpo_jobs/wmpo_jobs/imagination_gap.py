@@ -113,6 +113,8 @@ def measure_gap(
     records = real.records
     if judges is not None and len(judges.fold) != len(records):
         raise ValueError(f"the held-out judges cover {len(judges.fold)} episodes, {real.path} has {len(records)}")
+    for judge in judges.models if judges is not None else [reward_model]:
+        judge.refuse_keyframe_starts(real_context_fraction)
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     context_frames = world_model.unet.config.context_frames
     imagined = []

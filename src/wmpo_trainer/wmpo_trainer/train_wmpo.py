@@ -135,6 +135,7 @@ def train(config: WMPOConfig) -> Path:
         write_json(output / "wmpo_config.json", asdict(config))
         world_model = WorldModelPipeline.load(config.world_model, device)
         reward = VideoRewardModel.from_pretrained(config.reward_model, device)
+        reward.refuse_keyframe_starts(config.real_context_fraction)
         starts = [
             (data.episode(i)["frames"], data.records[i].instruction)
             for data in (EpisodeDataset(Path(p)) for p in config.starts)

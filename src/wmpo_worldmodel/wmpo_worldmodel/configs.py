@@ -81,7 +81,7 @@ class RewardFineTuneConfig:
 @dataclass
 class RewardConfig:
     """Train the video success classifier (reward_model.py) on labelled episodes; its threshold is
-    swept for the best F1 on held-out episodes."""
+    swept on held-out episodes for the best F1 (or balanced accuracy: threshold_criterion)."""
 
     datasets: list[str]  # converted dataset folders with success and failure episodes
     output: str = "runs/reward"  # folder for reward_model/ and reward_report.json

@@ -24,7 +24,7 @@ from wmpo_policy.vla.vision_towers import Lite0Trunk, SpatialSoftmax
 
 class KeypointVideoConfig(PretrainedConfig):
     """
-    image_size: px, frames are resized to it (the encoder's stride is 8: 128 px -> 16 x 16 cells).
+    image_size: px, frames are resized to it (the encoder's stride is 8: 64 px -> 8 x 8 cells).
     num_frames: clip length, frames.
     encoder_blocks: Lite0 MBConv blocks kept, all frozen (5 ends at stride 8 with 40 channels).
     num_keypoints: spatial-softmax keypoints per frame.
@@ -36,7 +36,7 @@ class KeypointVideoConfig(PretrainedConfig):
 
     def __init__(
         self,
-        image_size: int = 128,
+        image_size: int = 64,
         num_frames: int = 8,
         encoder_blocks: int = 5,
         num_keypoints: int = 16,

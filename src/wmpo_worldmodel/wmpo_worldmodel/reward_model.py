@@ -85,6 +85,16 @@ class VideoRewardModel:
         """The name of the model's backbone in BACKBONES."""
         return next(name for name, (_, model_class) in BACKBONES.items() if isinstance(self.model, model_class))
 
+    def refuse_keyframe_starts(self, real_context_fraction: float) -> None:
+        """RewardModelError when imagined rollouts may start from real mid-episode keyframes
+        (``real_context_fraction`` > 0) and the keypoint backbone judges them: it compares every
+        frame with the first frame it is given, which would be the keyframe, not the episode's start."""
+        if real_context_fraction > 0 and self.backbone == "keypoints":
+            raise RewardModelError(
+                f"real_context_fraction {real_context_fraction} (keyframe starts) with a keypoint reward model, "
+                "which judges against the episode's first frame: use real_context_fraction 0 or a videomae judge"
+            )
+
     @property
     def num_frames(self) -> int:
         return self.model.config.num_frames
@@ -112,7 +122,14 @@ class VideoRewardModel:
             classes = {name: model_class for name, model_class in BACKBONES.values()}
             if model_type not in classes:
                 raise RewardModelError(f"model_type {model_type!r} is none of {', '.join(sorted(classes))}")
-            model = classes[model_type].from_pretrained(path, local_files_only=True, use_safetensors=True)
+            model, loading = classes[model_type].from_pretrained(
+                path, local_files_only=True, use_safetensors=True, output_loading_info=True
+            )
+            unfit = {
+                k: v for k, v in loading.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v
+            }
+            if unfit and model_type == KeypointVideoConfig.model_type:  # (a VideoMAE-base folder lacks its head)
+                raise RewardModelError(f"its weights do not fit the model: {unfit}")
             threshold = (
                 json.loads((path / REWARD_FILE).read_text())["threshold"] if (path / REWARD_FILE).is_file() else 0.5
             )

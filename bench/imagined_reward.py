@@ -9,7 +9,10 @@ reports how well the reward model's scores of that imagined video separate the r
   judged by a model fine-tuned on the other folds, at the threshold swept on the other folds'
   out-of-fold scores);
 - the gap after GRPO: the round's WMPO policy (greedy) from the evaluation episodes' first frames,
-  held-out start states, judged by the model fine-tuned on all P at the out-of-fold threshold.
+  held-out start states, judged by the model fine-tuned on all P at the out-of-fold threshold;
+- with ``--fit-seed``, the same gaps with thresholds swept instead on the base policy's own imagined
+  rollouts (imagination seed ``fit_seed``, not among ``seeds``) against the real outcome of their
+  start states: fold f's on the other folds' rollouts (before), the final one on all (after).
 Run it from the folder the loop ran in (the round's JSON files hold paths relative to it):
 
     python bench/imagined_reward.py --loop runs/loop_demo/loop --steps 0 100 --seeds 0 1 2
@@ -43,6 +46,7 @@ from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.imagination import imagine
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
+from wmpo_worldmodel.train_reward import sweep_threshold
 
 
 @dataclass
@@ -55,6 +59,12 @@ class ImaginedRewardConfig:
     sampler_steps: int = 0  # denoising steps per imagined chunk (0 = the loop's)
     tuning: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)  # its steps come from --steps
     output: str = ""  # JSON of every measurement ('' = <loop>/imagined_reward.json)
+    fit_seed: int = -1  # >= 0: also fit thresholds on the base policy's imagined rollouts at this seed
+
+
+def fold_peaks(judges: HeldOutJudges, frames: np.ndarray) -> np.ndarray:
+    """(N,) peak score of each start state's imagined rollout ``frames[i]`` by its fold's judge."""
+    return np.array([judges.judge(i, video).scores.max() for i, video in enumerate(frames)])
 
 
 def main(config: ImaginedRewardConfig) -> None:
@@ -99,13 +109,21 @@ def main(config: ImaginedRewardConfig) -> None:
     evaluated = np.array([r.outcome == "success" for r in evaluation.records])
     base = VLAPolicy.from_pretrained(settings.policy, settings.device)
     improved = VLAPolicy.from_pretrained(phases["wmpo"]["policy"], settings.device)
-    before = {seed: imagined_frames(base, data, settings.collect_temperature, seed) for seed in config.seeds}
+    if config.fit_seed in config.seeds:
+        raise SystemExit(f"--fit-seed {config.fit_seed} is among --seeds: a gap would judge what it was fitted on")
+    fit_seeds = [config.fit_seed] if config.fit_seed >= 0 else []
+    before = {
+        seed: imagined_frames(base, data, settings.collect_temperature, seed) for seed in [*config.seeds, *fit_seeds]
+    }
     after = {seed: imagined_frames(improved, evaluation, 0.0, seed) for seed in config.seeds}
 
     majority = max(real.mean(), 1 - real.mean())
     print(f"{len(records)} rollouts, {int(real.sum())} real successes (majority rate {majority:.2f})")
-    print("| fine-tuning steps | AUROC | cross-validated accuracy | seed | gap before (out of fold) | gap after |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| fine-tuning steps | AUROC | cross-validated accuracy | seed | thresholds fitted on | "
+        "gap before (out of fold) | gap after |"
+    )
+    print("|---|---|---|---|---|---|---|")
     rows = []
     for steps in config.steps:
         tuning = replace(config.tuning, steps=steps)
@@ -119,31 +137,49 @@ def main(config: ImaginedRewardConfig) -> None:
         calibration = calibrate_threshold(scores, real.astype(int), config.folds, criterion)
         judges = HeldOutJudges.fitted(models, scores, real, folds, criterion)  # the loop's gap before, out of fold
         final = trained if steps == 0 else fine_tuned(trained, videos, tuning)  # after GRPO: held-out states
+        # (fold thresholds, final threshold) by what they were fitted on
+        fits = {"re-imagined rollouts": ([m.threshold for m in judges.models], calibration.threshold)}
+        if fit_seeds:
+            peaks = fold_peaks(judges, before[fit_seeds[0]])
+            fold_thresholds = [
+                sweep_threshold(peaks[folds != f], real[folds != f].astype(int), criterion)["threshold"]
+                for f in range(len(judges.models))
+            ]
+            fits[f"policy's imagined, seed {fit_seeds[0]}"] = (
+                fold_thresholds,
+                sweep_threshold(peaks, real.astype(int), criterion)["threshold"],
+            )
         for seed in config.seeds:
-            verdicts = np.array([judges.judge(i, video) for i, video in enumerate(before[seed])])
-            gap = gap_from_counts(
-                verdicts, real, settings.gap_bound, settings.collect_temperature, out_of_fold=steps > 0
-            )
-            later = [final.judge(video).scores.max() >= calibration.threshold for video in after[seed]]
-            gap_after = gap_from_counts(np.array(later), evaluated, settings.gap_bound)
-            area = "-" if calibration.auroc is None else f"{calibration.auroc:.2f}"
-            print(
-                f"| {steps} | {area} | {calibration.cross_validated_accuracy:.2f} | {seed} | "
-                f"{gap.imagined_rate:.2f} vs {gap.real_rate:.2f}: {gap.gap:+.2f} | "
-                f"{gap_after.imagined_rate:.2f} vs {gap_after.real_rate:.2f}: {gap_after.gap:+.2f} |",
-                flush=True,
-            )
-            rows.append(
-                {
-                    "steps": steps,
-                    "seed": seed,
-                    "world_model": config.world_model or phases["align"]["world_model"],
-                    "sampler_steps": sampler_steps,
-                    "calibration": calibration.to_dict(),
-                    "gap_before": gap.to_dict(),
-                    "gap_after": gap_after.to_dict(),
-                }
-            )
+            before_peaks = fold_peaks(judges, before[seed])
+            after_peaks = [final.judge(video).scores.max() for video in after[seed]]
+            for fitted_on, (fold_thresholds, threshold) in fits.items():
+                verdicts = np.array([p >= fold_thresholds[f] for p, f in zip(before_peaks, folds, strict=True)])
+                gap = gap_from_counts(
+                    verdicts, real, settings.gap_bound, settings.collect_temperature, out_of_fold=steps > 0
+                )
+                later = np.array([p >= threshold for p in after_peaks])
+                gap_after = gap_from_counts(later, evaluated, settings.gap_bound)
+                area = "-" if calibration.auroc is None else f"{calibration.auroc:.2f}"
+                print(
+                    f"| {steps} | {area} | {calibration.cross_validated_accuracy:.2f} | {seed} | {fitted_on} | "
+                    f"{gap.imagined_rate:.2f} vs {gap.real_rate:.2f}: {gap.gap:+.2f} | "
+                    f"{gap_after.imagined_rate:.2f} vs {gap_after.real_rate:.2f}: {gap_after.gap:+.2f} |",
+                    flush=True,
+                )
+                rows.append(
+                    {
+                        "steps": steps,
+                        "seed": seed,
+                        "thresholds_fitted_on": fitted_on,
+                        "fold_thresholds": fold_thresholds,
+                        "threshold": threshold,
+                        "world_model": config.world_model or phases["align"]["world_model"],
+                        "sampler_steps": sampler_steps,
+                        "calibration": calibration.to_dict(),
+                        "gap_before": gap.to_dict(),
+                        "gap_after": gap_after.to_dict(),
+                    }
+                )
     print(f"wrote {write_json(config.output or loop / 'imagined_reward.json', rows)}")
 
 

@@ -19,7 +19,7 @@ def test_the_threshold_is_f1_optimal_and_counts_imagined_near_misses_as_false_po
     # clear failures 0.1-0.3. The F1-optimal threshold lies above the near misses.
     scores = np.array([0.9, 0.8, 0.75, 0.7, 0.3, 0.2, 0.1, 0.15])
     labels = np.array([1, 1, 0, 0, 0, 0, 0, 0])
-    result = calibrate_threshold(scores, labels, folds=4)
+    result = calibrate_threshold(scores, labels, 4, "f1")
     assert 0.75 < result.threshold <= 0.8 and result.f1 == 1.0 and result.judged_successes == 2
     best = max(brute_force_f1(scores, labels, t) for t in np.linspace(0, 1, 1001))
     assert brute_force_f1(scores, labels, result.threshold) == best
@@ -33,12 +33,12 @@ def test_cross_validation_judges_each_fold_with_the_other_folds_threshold():
     0.3), about 0.25 (calls 0.6, not 0.2): TP 2, FP 1, FN 1, TN 2."""
     scores = np.array([0.9, 0.1, 0.6, 0.7, 0.3, 0.2])
     labels = np.array([1, 0, 1, 0, 1, 0])
-    f1, accuracy = cross_validated(scores, labels, folds=3)
+    f1, accuracy = cross_validated(scores, labels, 3, "f1")
     assert f1 == pytest.approx(2 / 3) and accuracy == pytest.approx(4 / 6)
-    result = calibrate_threshold(scores, labels, folds=3)
+    result = calibrate_threshold(scores, labels, 3, "f1")
     assert result.f1 == pytest.approx(6 / 7) and result.cross_validated_f1 == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="at least 2"):
-        calibrate_threshold([0.5], [1])
+        calibrate_threshold([0.5], [1], 4, "f1")
 
 
 def test_re_imagination_starts_from_the_real_first_frame_under_the_recorded_actions(tmp_path):
@@ -77,13 +77,13 @@ def test_a_refit_that_does_not_beat_the_majority_outcome_is_not_informative():
     scores = np.array([0.002, 0.002, 0.004, 0.002, 0.002, 0.003, 0.002, 0.983, 0.002, 0.002])
     scores = np.concatenate([scores, [0.907, 0.002, 0.005, 0.005, 0.002, 0.971]])
     labels = np.array([1] * 10 + [0] * 6)
-    degenerate = calibrate_threshold(scores, labels, folds=4)
+    degenerate = calibrate_threshold(scores, labels, 4, "f1")
     assert degenerate.judged_successes == 16 and not degenerate.informative
     assert degenerate.to_dict()["informative"] is False
     labels = np.array([1, 1, 0, 0, 0, 0, 0, 0] * 2)
-    perfect = calibrate_threshold(np.where(labels == 1, 0.9, 0.1), labels, folds=4)
+    perfect = calibrate_threshold(np.where(labels == 1, 0.9, 0.1), labels, 4, "f1")
     assert perfect.cross_validated_accuracy == 1.0 and perfect.informative  # 16 of 16 against 0.75: p = 0.01
-    too_few = calibrate_threshold(np.where(labels[:8] == 1, 0.9, 0.1), labels[:8], folds=4)
+    too_few = calibrate_threshold(np.where(labels[:8] == 1, 0.9, 0.1), labels[:8], 4, "f1")
     assert too_few.cross_validated_accuracy == 1.0 and not too_few.informative  # 8 of 8 against 0.75: p = 0.10
 
 
@@ -154,7 +154,7 @@ def test_each_held_out_judge_takes_the_threshold_swept_on_the_other_folds_only(t
     from wmpo_worldmodel.reward_model import VideoRewardModel
 
     scores, labels, fold = [0.9, 0.6, 0.7, 0.2], [1, 1, 0, 0], [0, 1, 0, 1]
-    judges = HeldOutJudges.fitted([VideoRewardModel.tiny(), VideoRewardModel.tiny()], scores, labels, fold)
+    judges = HeldOutJudges.fitted([VideoRewardModel.tiny(), VideoRewardModel.tiny()], scores, labels, fold, "f1")
     assert 0.2 < judges.models[0].threshold <= 0.6 and 0.7 < judges.models[1].threshold <= 0.9
     loaded = HeldOutJudges.load(judges.save(tmp_path / "folds"))
     assert [m.threshold for m in loaded.models] == [m.threshold for m in judges.models]

@@ -88,3 +88,32 @@ def test_a_keyframe_share_outside_zero_to_one_is_refused():
         LoopConfig(task="Lift", policy="p", world_model="w", demos="d", real_context_fraction=1.5)
     with pytest.raises(ValueError, match="real_context_fraction is a share in"):
         WMPOConfig(policy="p", world_model="w", reward_model="r", starts=[], real_context_fraction=-0.1)
+
+
+def test_the_gap_records_each_rollouts_peak_score_that_its_verdict_came_from(tmp_path):
+    """imagined_scores[i] is the judge's peak window score of start state i's imagined rollout:
+    a threshold moved between two recorded scores moves exactly those verdicts."""
+    import torch
+    from test_reward_model import toy_episode
+    from test_vla_model import small_policy
+    from test_world_model import tiny_pipeline
+
+    from wmpo_episodes.dataset import EpisodeDataset, write_dataset
+    from wmpo_jobs.imagination_gap import measure_gap
+    from wmpo_worldmodel.reward_model import VideoRewardModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    write_dataset(tmp_path / "real", [toy_episode(i, success=i % 2 == 0, steps=12) for i in range(4)])
+    real = EpisodeDataset(tmp_path / "real")
+    policy, world_model, reward = small_policy(), tiny_pipeline(), VideoRewardModel.tiny()
+
+    def gap_at(threshold):
+        reward.threshold = threshold
+        return measure_gap(policy, world_model, reward, real, 16, 1.0, sampler_steps=1, seed=0)
+
+    scores = np.array(gap_at(0.5).imagined_scores)
+    assert scores.shape == (4,) and len(set(scores.tolist())) == 4
+    for threshold in np.sort(scores):
+        gap = gap_at(float(threshold))
+        assert gap.imagined_scores == scores.tolist() and gap.imagined_successes == int(np.sum(scores >= threshold))

@@ -60,7 +60,7 @@ def test_clips_are_labelled_as_in_wmpo(tmp_path):
 def test_threshold_sweep_maximises_f1():
     scores = np.array([0.1, 0.3, 0.35, 0.8, 0.9])
     labels = np.array([0, 0, 1, 1, 1])
-    result = sweep_threshold(scores, labels)
+    result = sweep_threshold(scores, labels, "f1")
     assert result["f1"] == 1.0 and 0.3 < result["threshold"] <= 0.35
     assert result["accuracy"] == 1.0
 
@@ -143,6 +143,8 @@ def test_the_keypoint_backbone_starts_from_the_wheel_judges_frame_by_frame_and_l
         VideoRewardModel.fresh("keypoints", SIZE, 8)
     with pytest.raises(RewardModelError, match="unknown reward-model backbone 'resnet'; choices: keypoints, videomae"):
         VideoRewardModel.fresh("resnet", SIZE, 8)
+    with pytest.raises(ValueError, match="backbone must be one of keypoints, videomae, got 'resnet'"):
+        RewardConfig(datasets=["no/such/dataset"], backbone="resnet")  # refused before any data loads
     weights = safetensors.torch.load_file(path / "model.safetensors")
     del weights["head.0.weight"]
     safetensors.torch.save_file(weights, path / "model.safetensors")

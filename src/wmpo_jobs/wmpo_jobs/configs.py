@@ -5,7 +5,7 @@ COMMAND --help``, the trainer node's parameter defaults) imports no torch: ``Loo
 from dataclasses import dataclass, field
 
 from wmpo_trainer.configs import GRPOConfig
-from wmpo_worldmodel.configs import RewardFineTuneConfig, check_threshold_criterion
+from wmpo_worldmodel.configs import RewardConfig, RewardFineTuneConfig, check_threshold_criterion
 
 
 @dataclass
@@ -38,7 +38,8 @@ class LoopConfig:
     drift_limit: float = 0.05
     gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_jobs.imagination_gap)
     calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
-    threshold_criterion: str = "f1"  # what every reward threshold maximises (real, imagined): f1 | balanced_accuracy
+    # what every reward threshold maximises (real, imagined): f1 | balanced_accuracy
+    threshold_criterion: str = RewardConfig.threshold_criterion
     # The reward model fine-tuned on the re-imagined rollouts (labelled by the real outcome), kept
     # when its out-of-fold verdicts beat the majority outcome (wmpo_worldmodel.calibration).
     reward_fine_tune: RewardFineTuneConfig = field(default_factory=RewardFineTuneConfig)

@@ -9,7 +9,7 @@ optimising successes that are not real, and is reported loudly.
 """
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class ImaginationGap:
     temperature: float  # the policy's, in imagination and (should be) in reality
     real_context_fraction: float = 0.0  # share of rollouts started from a real keyframe, not the first frame
     out_of_fold: bool = False  # judged by fold models not fine-tuned on these episodes' imagined video
+    imagined_scores: list[float] = field(default_factory=list)  # peak window score of each imagined rollout
 
     @property
     def exceeded(self) -> bool:
@@ -63,8 +64,10 @@ def gap_from_counts(
     temperature: float = 0.0,
     real_context_fraction: float = 0.0,
     out_of_fold: bool = False,
+    imagined_scores=(),
 ) -> ImaginationGap:
-    """imagined, real: bool (N,) outcomes on the same N start states."""
+    """imagined, real: bool (N,) outcomes on the same N start states; imagined_scores: the judge's
+    peak score of each imagined rollout (recorded, so that a threshold can be refitted offline)."""
     imagined, real = np.asarray(imagined, dtype=bool), np.asarray(real, dtype=bool)
     if imagined.shape != real.shape or imagined.ndim != 1 or not len(real):
         raise ValueError(f"need imagined and real outcomes of the same states, got {imagined.shape} and {real.shape}")
@@ -82,6 +85,7 @@ def gap_from_counts(
         temperature=temperature,
         real_context_fraction=real_context_fraction,
         out_of_fold=out_of_fold,
+        imagined_scores=[float(s) for s in imagined_scores],
     )
     if gap.exceeded:
         log.warning(gap.warning())
@@ -117,7 +121,7 @@ def measure_gap(
         judge.refuse_keyframe_starts(real_context_fraction)
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     context_frames = world_model.unet.config.context_frames
-    imagined = []
+    verdicts = []
     for start in range(0, len(records), batch):
         indices = range(start, min(start + batch, len(records)))
         contexts, budgets = [], []
@@ -138,9 +142,11 @@ def measure_gap(
         )
         for i, frames, budget in zip(indices, rollouts.frames, rollouts.budgets, strict=True):
             within = frames[: budget + 1]  # whole chunks may run past the step budget: not judged
-            imagined.append(judges.judge(i, within) if judges else reward_model.judge(within).success)
+            verdicts.append(judges.judge(i, within) if judges else reward_model.judge(within))
     outcomes = np.array([r.outcome == "success" for r in records])
-    return gap_from_counts(np.array(imagined), outcomes, bound, temperature, real_context_fraction, judges is not None)
+    imagined = np.array([verdict.success for verdict in verdicts])
+    peaks = [float(verdict.scores.max()) for verdict in verdicts]
+    return gap_from_counts(imagined, outcomes, bound, temperature, real_context_fraction, judges is not None, peaks)
 
 
 def load_and_measure(

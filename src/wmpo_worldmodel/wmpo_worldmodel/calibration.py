@@ -28,7 +28,7 @@ from scipy.stats import binomtest
 from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
 from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.fidelity import auroc, imagine_episode
-from wmpo_worldmodel.reward_model import VideoRewardModel
+from wmpo_worldmodel.reward_model import EpisodeVerdict, VideoRewardModel
 from wmpo_worldmodel.train_reward import Clip, episode_clips, fit_clips, sweep_threshold
 
 SIGNIFICANCE = 0.05  # of the test that a fitted judge beats the majority outcome
@@ -70,7 +70,7 @@ class Calibration:
         return {**asdict(self), "majority_p_value": self.majority_p_value, "informative": self.informative}
 
 
-def cross_validated_verdicts(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str = "f1") -> np.ndarray:
+def cross_validated_verdicts(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str) -> np.ndarray:
     """(N,) bool verdicts where fold f uses the threshold swept (by ``criterion``) on the other
     folds (folds interleaved: episode i is in fold i % folds)."""
     verdicts = np.zeros(len(scores), dtype=bool)
@@ -83,7 +83,7 @@ def cross_validated_verdicts(scores: np.ndarray, labels: np.ndarray, folds: int,
     return verdicts
 
 
-def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str = "f1") -> tuple[float, float]:
+def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterion: str) -> tuple[float, float]:
     """(F1, accuracy) of the cross-validated verdicts (``cross_validated_verdicts``)."""
     verdicts = cross_validated_verdicts(scores, labels, folds, criterion)
     tp = int(np.sum(verdicts & (labels == 1)))
@@ -92,7 +92,7 @@ def cross_validated(scores: np.ndarray, labels: np.ndarray, folds: int, criterio
     return 2 * tp / max(1, 2 * tp + fp + fn), float(np.mean(verdicts == (labels == 1)))
 
 
-def calibrate_threshold(scores, labels, folds: int = 4, criterion: str = "f1") -> Calibration:
+def calibrate_threshold(scores, labels, folds: int, criterion: str) -> Calibration:
     """The threshold on imagined-video scores against real labels that maximises ``criterion``
     (f1 | balanced_accuracy), cross-validated."""
     scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
@@ -192,7 +192,7 @@ class HeldOutJudges:
     fold: np.ndarray  # (N,) fold of each episode, as ``stratified_folds``
 
     @classmethod
-    def fitted(cls, models: list[VideoRewardModel], scores, labels, fold, criterion: str = "f1") -> "HeldOutJudges":
+    def fitted(cls, models: list[VideoRewardModel], scores, labels, fold, criterion: str) -> "HeldOutJudges":
         """Set each fold model's threshold by ``criterion`` on the other folds' out-of-fold ``scores``."""
         scores, labels, fold = np.asarray(scores, dtype=float), np.asarray(labels, dtype=int), np.asarray(fold)
         for f, model in enumerate(models):
@@ -203,9 +203,9 @@ class HeldOutJudges:
         """The judges of the first ``count`` episodes (the rollouts, before any appended videos)."""
         return HeldOutJudges(self.models, self.fold[:count])
 
-    def judge(self, episode: int, frames: np.ndarray) -> bool:
+    def judge(self, episode: int, frames: np.ndarray) -> EpisodeVerdict:
         """The verdict on imagined ``frames`` (T, H, W, 3) that start from episode ``episode``'s state."""
-        return self.models[self.fold[episode]].judge(frames).success
+        return self.models[self.fold[episode]].judge(frames)
 
     def save(self, folder: str | Path) -> dict:
         """Each model as a reward checkpoint ``folder``/fold_f; returns the JSON that ``load`` takes."""

@@ -10,6 +10,10 @@ from wmpo_common.actions import CHUNK_HORIZON
 # balanced accuracy, the mean of the success and the failure recall.
 THRESHOLD_CRITERIA = ("f1", "balanced_accuracy")
 
+# The reward model's video classifiers (reward_model.BACKBONES): keypoints of a frozen pretrained
+# encoder judged against the episode's first frame, or a tiny VideoMAE trained from scratch.
+REWARD_BACKBONES = ("keypoints", "videomae")
+
 
 def check_threshold_criterion(criterion: str) -> None:
     if criterion not in THRESHOLD_CRITERIA:
@@ -101,3 +105,5 @@ class RewardConfig:
 
     def __post_init__(self):
         check_threshold_criterion(self.threshold_criterion)
+        if self.backbone not in REWARD_BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(REWARD_BACKBONES)}, got {self.backbone!r}")

@@ -109,7 +109,7 @@ def fit_clips(
     model.eval()
 
 
-def sweep_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str = "f1") -> dict:
+def sweep_threshold(scores: np.ndarray, labels: np.ndarray, criterion: str) -> dict:
     """The threshold on per-episode max scores that maximises ``criterion`` (ties: the middle one):
     ``f1`` of "succeeded" (WMPO's) or ``balanced_accuracy`` (the mean of the success and the failure
     recall). F1 ignores the failures judged right, so where successes are the majority its best

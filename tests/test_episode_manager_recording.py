@@ -130,6 +130,7 @@ BAD_VALUES = [
     ("reset_timeout", -1.0, "must be > 0"),
     ("execute_steps", -1, "must be >= 0"),
     ("service_wait", math.inf, "finite"),
+    ("service_wait", 1.0, "must be >= 3.0"),  # below the recorder's longest drain_timeout and a margin
     ("label_timeout", -1.0, "must be >= 0"),
     ("label_timeout", math.nan, "finite"),
     ("success_share", 5.0, r"must be in \[0.0, 1.0\]"),

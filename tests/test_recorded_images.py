@@ -52,3 +52,17 @@ def test_replay_skips_a_malformed_frame_and_plays_the_rest(tmp_path):
         camera.connect()
     replayed = [camera.read(timeout=1.0) for _ in range(STEPS)]
     assert [int(frame.image[0, 0, 0]) for frame in replayed] == [0, 20, 30, 40]
+
+
+def test_a_bag_without_the_final_frame_is_refused_naming_the_bag_and_the_stamps(tmp_path):
+    """The camera frame after the last action missed the bag (it came after the recorder closed
+    it): the episode's final observation is refused, not taken to be the previous frame again."""
+    record_episode(tmp_path, "Lift", {"seed": 0}, steps=STEPS)
+    frames = frames_with({})[:STEPS]  # none for the arm state after the last action
+    summary, bag = record_episode(tmp_path, "Lift", {"seed": 1}, steps=STEPS, frames=frames)
+    last_state = summary["start_time"] + 1_000_000 * STEPS
+    message = rf"{bag}: no camera frame at or after the last arm state \(stamp {last_state}\)"
+    with pytest.raises(DatasetError, match=rf"{message}; the newest is stamped {last_state - 1_000_000}"):
+        read_episode_arrays(bag)
+    with pytest.raises(DatasetError, match=message):  # converting a folder of bags names the bad one
+        build_dataset(tmp_path, tmp_path / "data")

@@ -44,7 +44,9 @@ def decoded_frames(bag: Path, frames: list, image_size: int | None = None) -> li
 
 
 def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
-    """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7)."""
+    """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7).
+    DatasetError (naming the bag) for a bag that cannot be aligned, among them one without its final
+    observation: no camera frame stamped at or after the arm state after the last action."""
     store = episode_typestore()
     frames, states, executed, commanded, chunks = [], [], {}, {}, []
     try:
@@ -86,6 +88,11 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
             commanded[k] = actions[k - start]
     if chosen[0] < 0:
         raise DatasetError(f"{bag}: no camera frame before the first arm state")
+    if frame_stamps[-1] < state_stamps[-1]:  # the final frame missed the bag: not the previous one again
+        raise DatasetError(
+            f"{bag}: no camera frame at or after the last arm state (stamp {state_stamps[-1]}); the newest is "
+            f"stamped {frame_stamps[-1]}: the final observation is missing"
+        )
     return {
         "frames": np.stack([frames[index][1] for index in chosen]),
         "frame_stamps": frame_stamps[chosen],

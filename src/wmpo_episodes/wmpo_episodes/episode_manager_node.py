@@ -56,6 +56,7 @@ from wmpo_common.ros.parameters import (
     positive,
     vector,
 )
+from wmpo_episodes.layout import MIN_SERVICE_WAIT
 from wmpo_episodes.rosbag2_snapshot import snapshot_service_type
 from wmpo_interfaces.action import ExecuteChunk, RunEpisode
 from wmpo_interfaces.msg import EpisodeSummary
@@ -73,7 +74,10 @@ PARAMETERS = {  # every one run-time (read at each use) except snapshot_service
         0, "actions executed per chunk before asking again (0 = the whole chunk, open loop)", at_least(0)
     ),
     "service_wait": Parameter(
-        10.0, "seconds to wait for the other nodes' services and the recorder's answers", positive
+        10.0,
+        f"seconds to wait for the other nodes' services and the recorder's answers (at least {MIN_SERVICE_WAIT}: "
+        "the recorder's stop may wait drain_timeout first)",
+        at_least(MIN_SERVICE_WAIT),
     ),
     "label_timeout": Parameter(
         0.0, "seconds to wait for the operator's label when the arm cannot tell success (0 = none)", non_negative

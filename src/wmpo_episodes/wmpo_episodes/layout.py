@@ -30,3 +30,8 @@ START_INFO_FILE = "episode.json"  # in a staging folder: the summary known at th
 CUSTOM_SUMMARY_KEY = "wmpo.summary"
 CUSTOM_OUTCOME_KEY = "wmpo.outcome"
 STORAGE_PLUGINS = ("mcap", "sqlite3")
+# On stop, the recorder waits up to its drain_timeout for the episode's last messages, then closes
+# the bag and answers; the episode manager waits service_wait for that answer. Each node refuses a
+# value that would break the margin between them (closing the bag under CPU load).
+MAX_DRAIN_TIMEOUT = 2.0  # s: the recorder's drain_timeout is at most this
+MIN_SERVICE_WAIT = MAX_DRAIN_TIMEOUT + 1.0  # s: the episode manager's service_wait is at least this

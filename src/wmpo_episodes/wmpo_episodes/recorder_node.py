@@ -14,10 +14,20 @@ bag is closed as ``incomplete``; a recording in which the arm executes nothing f
 ``stall_timeout`` seconds (its episode manager died) is closed as ``incomplete``, and so is one
 whose bag fails to write (rosbags' ``WriterError``, ``OSError``): the error is logged, the
 recorder keeps serving, and that episode's StopRecording answers ``success=false`` with the reason
-(and the kept bag's path). Parameters: output_dir, storage, queue_depth read-only; the rest run-time.
+(and the kept bag's path).
+
+On stop, the recorder waits (up to ``drain_timeout``) for the episode's last messages, among them
+the final observation of a bag to be kept: a camera frame stamped at or after the arm's last state
+(the camera publishes on its own thread, so under load that frame can come last). The wait holds
+no executor thread (the stop callback awaits a future that the message callbacks complete), and
+``drain_timeout`` is at most ``layout.MAX_DRAIN_TIMEOUT``, so the answer comes within the episode
+manager's ``service_wait``. A bag to be kept that still lacks its final frame is kept labelled
+``incomplete``, and its StopRecording answers ``success=false`` with the stamps.
+Parameters: output_dir, storage, queue_depth read-only; the rest run-time.
 """
 
 import importlib
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -26,13 +36,15 @@ from pathlib import Path
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from std_msgs.msg import String
 
+from wmpo_common.ros.deadlines import Deadlines
 from wmpo_common.ros.node_main import spin_node
 from wmpo_common.ros.parameters import Parameter, declare_parameters, in_range, one_of, positive
-from wmpo_common.stamps import BadStamp, stamp_ns
+from wmpo_common.stamps import SECOND, BadStamp, stamp_ns
 from wmpo_episodes.bag_writer import BAG_ERRORS, EpisodeBagWriter
-from wmpo_episodes.layout import RECORDED_TOPICS, STORAGE_PLUGINS
+from wmpo_episodes.layout import MAX_DRAIN_TIMEOUT, MIN_SERVICE_WAIT, RECORDED_TOPICS, STORAGE_PLUGINS
 from wmpo_episodes.recovery import recover_incoming
 from wmpo_episodes.summary import TIME_FIELDS, summary_to_dict
 from wmpo_interfaces.msg import EpisodeSummary
@@ -43,6 +55,18 @@ def folder_path(value) -> str | None:
     return None if isinstance(value, str) and value.strip() else f"must be a folder path, got {value!r}"
 
 
+def drain_time(value) -> str | None:
+    """A drain_timeout: > 0 and short enough that the stop answers within the manager's service_wait."""
+    if reason := positive(value):
+        return reason
+    if value > MAX_DRAIN_TIMEOUT:
+        return (
+            f"must be <= {MAX_DRAIN_TIMEOUT} (the episode manager waits {MIN_SERVICE_WAIT} s at least for "
+            f"the stop's answer), got {value!r}"
+        )
+    return None
+
+
 PARAMETERS = {
     "output_dir": Parameter("episodes", "folder of the episode bags", folder_path, read_only=True),
     "storage": Parameter("mcap", "bag storage: mcap | sqlite3", one_of(*STORAGE_PLUGINS), read_only=True),
@@ -51,7 +75,12 @@ PARAMETERS = {
         60.0, "close a recording as incomplete after this long without an executed action [s]", positive
     ),
     "queue_depth": Parameter(100, "subscription queue depth per topic", in_range(1, 100_000), read_only=True),
-    "drain_timeout": Parameter(1.0, "on stop, wait up to this long for the episode's last messages [s]", positive),
+    "drain_timeout": Parameter(
+        1.0,
+        f"on stop, wait up to this long for the episode's last messages and final camera frame "
+        f"[s, at most {MAX_DRAIN_TIMEOUT}]",
+        drain_time,
+    ),
 }
 QUIET_PERIOD = 0.1  # s without any message: the episode's last messages have arrived
 LATCHED_TOPICS = {"/instruction", "/arm/safety_box"}
@@ -59,6 +88,10 @@ LATCHED_TOPICS = {"/instruction", "/arm/safety_box"}
 # written at the start of every bag, so each episode bag shows it.
 CARRIED_TOPICS = {"/arm/safety_box"}
 STALL_TOPIC = "/arm/executed_action"
+CAMERA_TOPIC = "/camera/image_raw"
+STATE_TOPICS = {"/arm/joint_states", STALL_TOPIC}  # stamped with the arm state they report or led to
+# What a stop waits for, in this order (Recorder._awaited).
+EXECUTED_ACTIONS, FINAL_FRAME, QUIET = "every executed action", "the final camera frame", "a quiet moment"
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,15 @@ class EndedEarly:
     episode_id: str
     reason: str
     path: Path | None  # the bag kept as incomplete; None when it could not even be closed
+
+
+@dataclass(frozen=True)
+class Drain:
+    """A stop waiting for its episode's last messages; ``done`` completes once they are in."""
+
+    executed_steps: int
+    need_frame: bool  # the bag is to be kept: its final camera frame is awaited too
+    done: Future
 
 
 OUTCOMES = (EpisodeSummary.OUTCOME_SUCCESS, EpisodeSummary.OUTCOME_FAILURE, EpisodeSummary.OUTCOME_INCOMPLETE)
@@ -88,6 +130,13 @@ def summary_problem(summary: EpisodeSummary, label: bool) -> str | None:
 
 def left_for_recovery(staging: Path) -> str:
     return f"its messages stay in {staging} and are recovered as incomplete at the next recorder start"
+
+
+def header_stamp_ns(data: bytes) -> int:
+    """The header stamp [ns] of a raw CDR message whose first field is a std_msgs/Header: int32 sec
+    and uint32 nanosec right after the 4-byte encapsulation header (its second byte odd: little endian)."""
+    sec, nanosec = struct.unpack_from("<iI" if data[1] & 1 else ">iI", data, 4)
+    return sec * SECOND + nanosec
 
 
 def message_class(msgtype: str):
@@ -121,6 +170,8 @@ class Recorder(Node):
         self._last_activity = time.monotonic()
         self._last_message = time.monotonic()
         self._executed_in_bag = 0
+        self._last_state_stamp = self._last_frame_stamp = -1  # ns, newest in the open bag (-1: none)
+        self._stopping: Drain | None = None  # the stop in progress
         self.received = dict.fromkeys(RECORDED_TOPICS, 0)
         messages, services = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         depth = self.get_parameter("queue_depth").value
@@ -139,6 +190,7 @@ class Recorder(Node):
         self.create_service(StartRecording, "~/start", self._on_start, callback_group=services)
         self.create_service(StopRecording, "~/stop", self._on_stop, callback_group=services)
         self.flush_timer = self.create_timer(self.get_parameter("flush_period").value, self._on_timer)
+        self.deadlines = Deadlines(self, before_check=self._check_drain)  # its tick sees the quiet moment come
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
     def _on_parameters_set(self, parameters) -> None:
@@ -163,6 +215,11 @@ class Recorder(Node):
             if topic == STALL_TOPIC:
                 self._last_activity = self._last_message
                 self._executed_in_bag += 1
+            if topic in STATE_TOPICS:
+                self._last_state_stamp = max(self._last_state_stamp, header_stamp_ns(data))
+            elif topic == CAMERA_TOPIC:
+                self._last_frame_stamp = max(self._last_frame_stamp, header_stamp_ns(data))
+            self._wake_drain()
 
     def _refuse(self, response, message: str):
         response.success, response.message = False, message
@@ -188,6 +245,7 @@ class Recorder(Node):
             self._start_summary = summary
             self._last_activity = time.monotonic()
             self._executed_in_bag = 0
+            self._last_state_stamp = self._last_frame_stamp = -1
             for topic, data in self._carried.items():
                 try:
                     self._bag.write(topic, self.get_clock().now().nanoseconds, data)
@@ -199,19 +257,53 @@ class Recorder(Node):
         self.get_logger().info(f"recording {summary['episode_id']}")
         return response
 
-    def _drain(self, executed_steps: int) -> None:
-        """Wait (bounded by drain_timeout) until the episode's last messages are in: every executed
-        action, then a quiet moment. Messages travel on other paths than the stop request."""
-        deadline = time.monotonic() + self.get_parameter("drain_timeout").value
-        while time.monotonic() < deadline:
-            with self._lock:
-                arrived = self._executed_in_bag >= executed_steps
-                quiet = time.monotonic() - self._last_message > QUIET_PERIOD
-            if arrived and quiet:
-                return
-            time.sleep(0.01)
+    def _awaited(self) -> str | None:
+        """What the stop in progress still waits for (EXECUTED_ACTIONS, FINAL_FRAME, QUIET), or None
+        when nothing is (no stop, or no bag open) (lock held)."""
+        drain = self._stopping
+        if drain is None or self._bag is None:
+            return None
+        if self._executed_in_bag < drain.executed_steps:
+            return EXECUTED_ACTIONS
+        if drain.need_frame and self._last_frame_stamp < self._last_state_stamp:
+            return FINAL_FRAME
+        if time.monotonic() - self._last_message <= QUIET_PERIOD:
+            return QUIET
+        return None
 
-    def _on_stop(self, request, response):
+    def _wake_drain(self) -> None:
+        """Complete the waiting stop's future once it awaits nothing more (lock held)."""
+        drain = self._stopping
+        if drain is not None and not (drain.done.done() or drain.done.cancelled()) and self._awaited() is None:
+            drain.done.set_result(None)
+
+    def _check_drain(self) -> None:
+        with self._lock:
+            self._wake_drain()
+
+    async def _drain(self, executed_steps: int, need_frame: bool) -> None:
+        """Wait, without holding an executor thread and at most drain_timeout, until the episode's
+        last messages are in: every executed action, the final camera frame (stamped at or after
+        the arm's last state) if ``need_frame``, then a quiet moment. Messages travel on other paths
+        than the stop request."""
+        drain = Drain(executed_steps, need_frame, Future())
+        with self._lock:
+            self._stopping = drain
+            self._wake_drain()
+        await self.deadlines.watch(drain.done, self.get_parameter("drain_timeout").value)
+        with self._lock:
+            self._stopping = None
+
+    def _missing_final_frame(self) -> str | None:
+        """Why the open bag lacks its final observation, or None (lock held)."""
+        if self._last_frame_stamp >= self._last_state_stamp:
+            return None
+        return (
+            f"no camera frame at or after the arm's last state (stamp {self._last_state_stamp}) within "
+            f"drain_timeout; the newest frame is stamped {self._last_frame_stamp}"
+        )
+
+    async def _on_stop(self, request, response):
         if problem := summary_problem(request.summary, label=True):
             return self._refuse(response, f"cannot label the bag: {problem}")
         summary = summary_to_dict(request.summary)
@@ -219,10 +311,13 @@ class Recorder(Node):
             recording = self._start_summary.get("episode_id") if self._bag is not None else None
         if recording is not None and summary["episode_id"] != recording:
             return self._refuse(response, f"recording {recording}, not {summary['episode_id']}")
-        self._drain(request.summary.num_steps)
+        await self._drain(request.summary.num_steps, need_frame=request.keep)
         with self._lock:
             if self._bag is None:
                 return self._answer_ended(summary["episode_id"], response)
+            missing = self._missing_final_frame() if request.keep else None  # a dropped bag needs none
+            if missing:
+                summary["outcome"] = EpisodeSummary.OUTCOME_INCOMPLETE
             staging = self._bag.staging_path
             try:
                 path = self._close(summary, request.keep)
@@ -231,6 +326,11 @@ class Recorder(Node):
                 response.message = f"closing the bag failed: {error}; {left_for_recovery(staging)}"
                 self.get_logger().error(f"episode {summary['episode_id']}: {response.message}")
                 return response
+        if missing:
+            response.success, response.bag_path = False, str(path)
+            response.message = f"kept {path} as incomplete: its final observation is missing: {missing}"
+            self.get_logger().error(f"episode {summary['episode_id']}: {response.message}")
+            return response
         response.success = True
         response.bag_path = str(path or "")
         response.message = f"{summary['outcome']}: {'kept ' + str(path) if path else 'dropped'}"

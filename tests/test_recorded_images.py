@@ -66,3 +66,16 @@ def test_a_bag_without_the_final_frame_is_refused_naming_the_bag_and_the_stamps(
         read_episode_arrays(bag)
     with pytest.raises(DatasetError, match=message):  # converting a folder of bags names the bad one
         build_dataset(tmp_path, tmp_path / "data")
+
+
+def test_an_incomplete_episode_without_its_final_frame_converts_up_to_its_last_observed_state(tmp_path):
+    """An episode cut short by the graph (labelled incomplete) whose last frame missed the bag is
+    converted, with include_incomplete, without its unobserved last step: T - 1 actions, T frames."""
+    frames = frames_with({})[:STEPS]  # none for the arm state after the last action
+    record_episode(tmp_path, "Lift", {"seed": 1}, outcome="incomplete", steps=STEPS, frames=frames)
+    with pytest.raises(DatasetError, match="no usable episode bags"):  # incomplete ones are left out by default
+        build_dataset(tmp_path, tmp_path / "data")
+    build_dataset(tmp_path, tmp_path / "data", include_incomplete=True)
+    episode = EpisodeDataset(tmp_path / "data").episode(0)
+    assert episode["record"].num_steps == STEPS - 1 and len(episode["actions"]) == STEPS - 1
+    assert [int(frame[0, 0, 0]) for frame in episode["frames"]] == [int(f.data[0]) for f in frames]

@@ -182,3 +182,38 @@ def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path)
         assert train(config).name == "iter_1"
     finally:
         ray.shutdown()
+
+
+def test_keyframe_starts_with_a_keypoint_judge_are_refused_by_grpo_and_by_the_gap(tmp_path):
+    """The keypoint judge scores against the first frame it is given: GRPO and the imagination gap
+    with keyframe starts (real_context_fraction > 0) refuse it before imagining anything."""
+    import pytest
+
+    from wmpo_episodes.dataset import EpisodeDataset
+    from wmpo_jobs.imagination_gap import measure_gap
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+    from wmpo_worldmodel.reward_model import RewardModelError
+
+    paths = tiny_setup(tmp_path)
+    judge = VideoRewardModel.fresh("keypoints", 32, 8).save_pretrained(tmp_path / "keypoints")
+    config = WMPOConfig(
+        policy=paths["policy"],
+        world_model=paths["wm"],
+        reward_model=str(judge),
+        starts=[str(tmp_path / "starts")],
+        output=str(tmp_path / "wmpo"),
+        iterations=1,
+        max_steps=8,
+        grpo=GRPOConfig(group_size=2, start_states=2, max_sampling_rounds=1),
+        real_context_fraction=0.5,
+        sampler_steps=1,
+        threads=1,
+    )
+    with pytest.raises(RewardModelError, match="keyframe starts"):
+        train(config)
+    assert not (tmp_path / "wmpo" / "checkpoints").exists()
+    policy, world_model = VLAPolicy.from_pretrained(paths["policy"]), WorldModelPipeline.load(paths["wm"])
+    starts = EpisodeDataset(tmp_path / "starts")
+    with pytest.raises(RewardModelError, match="keyframe starts"):
+        measure_gap(policy, world_model, VideoRewardModel.from_pretrained(judge), starts, 8, 1.0,
+                    real_context_fraction=0.5)  # fmt: skip

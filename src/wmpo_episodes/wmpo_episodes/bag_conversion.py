@@ -43,10 +43,12 @@ def decoded_frames(bag: Path, frames: list, image_size: int | None = None) -> li
     return good
 
 
-def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
+def read_episode_arrays(bag: Path, image_size: int | None = None, incomplete: bool = False) -> dict:
     """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7).
     DatasetError (naming the bag) for a bag that cannot be aligned, among them one without its final
-    observation: no camera frame stamped at or after the arm state after the last action."""
+    observation: no camera frame stamped at or after the arm state after the last action. An
+    ``incomplete`` episode (cut short by the graph) ends instead at the last step whose resulting arm
+    state a frame observed: its unobserved last steps are dropped."""
     store = episode_typestore()
     frames, states, executed, commanded, chunks = [], [], {}, {}, []
     try:
@@ -81,6 +83,11 @@ def read_episode_arrays(bag: Path, image_size: int | None = None) -> dict:
         raise DatasetError(f"{bag}: {steps} executed actions, {len(states)} arm states, {len(frames)} frames")
     frame_stamps = np.array([stamp for stamp, _ in frames])
     state_stamps = np.sort(np.array(states))[: steps + 1]
+    if incomplete and frame_stamps[-1] < state_stamps[-1]:  # cut short: end at the last observed state
+        steps = max(0, int(np.searchsorted(state_stamps, frame_stamps[-1], side="right")) - 1)
+        if steps == 0:
+            raise DatasetError(f"{bag}: incomplete, and no camera frame after its first action")
+        state_stamps = state_stamps[: steps + 1]
     chosen = np.searchsorted(frame_stamps, state_stamps, side="right") - 1
     for stamp, actions in sorted(chunks, key=lambda item: item[0]):
         start = int(np.searchsorted(state_stamps, stamp, side="right")) - 1
@@ -126,7 +133,7 @@ def bags_to_dataset(
     aligned (``read_episode_arrays``) and written by ``write`` into ``output``. ``build_dataset``
     (the labelled bags of a folder) and the collectors (a collection's bags, one per goal) use it."""
     episodes = (
-        ({**summary, "bag": str(bag)}, read_episode_arrays(Path(bag), image_size))
+        ({**summary, "bag": str(bag)}, read_episode_arrays(Path(bag), image_size, summary["outcome"] == "incomplete"))
         for summary, bag in (progress(bags) if progress else bags)
     )
     return write(output, episodes)

@@ -13,10 +13,11 @@ Per episode with T control steps: T+1 frames (frame k is the observation before 
 is the final observation) and T actions. Frames are aligned to control steps by time: frame k is
 the newest camera frame stamped at or before the arm state of step k (exact in simulation; with a
 30 Hz camera and a 20 Hz arm it is the freshest image the policy could have seen); a bag without a
-frame stamped at or after the last arm state lacks the final observation and is refused. A chunk on
-policy_server/action_chunk starts at the step whose arm state is the newest at or before the chunk's
-observation stamp; each step takes its commanded action from the latest chunk started by then (the
-arm's commanded_action where no chunk was recorded, e.g. teleoperation).
+frame stamped at or after the last arm state lacks the final observation and is refused (one
+labelled incomplete ends at its last observed state instead). A chunk on policy_server/action_chunk
+starts at the step whose arm state is the newest at or before the chunk's observation stamp; each
+step takes its commanded action from the latest chunk started by then (the arm's commanded_action
+where no chunk was recorded, e.g. teleoperation).
 """
 
 import json

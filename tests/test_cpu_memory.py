@@ -27,4 +27,6 @@ def page_faults(allocator: str) -> int:
 def test_freed_blocks_are_reused_instead_of_faulted_in_again():
     default = page_faults("default")
     assert default >= HUGE_PAGES  # glibc: each block is a fresh mmap, its pages faulted in anew
-    assert page_faults("reuse") <= default / 100
+    # fewer faults than one fresh block's huge pages (64 MiB / 2 MiB = 32): no block was faulted in
+    # anew, whether the kernel backs them with 4 KiB or 2 MiB pages (THP "always")
+    assert page_faults("reuse") < 64 // 2

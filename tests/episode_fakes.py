@@ -40,10 +40,12 @@ def record_episode(
     frames: list | None = None,
     actions: np.ndarray | None = None,
     commanded: np.ndarray | None = None,
+    final_frame_delay_ns: int = 0,
 ) -> tuple[dict, Path]:
     """Write one labelled episode bag for ``goal`` into ``folder``: steps + 1 frames (or the given
     Image messages) and arm states, ``steps`` executed actions (0.1 k each, or the given (steps, 7)
-    ``actions``) and, if given, the (steps, 7) ``commanded`` ones. Returns (summary, bag path)."""
+    ``actions``) and, if given, the (steps, 7) ``commanded`` ones; frame k stamped as arm state k, the
+    final one ``final_frame_delay_ns`` after it (a real camera's image of it). Returns (summary, bag path)."""
     number = next(_episode_numbers)
     start = 1_000_000_000 * (number + 1)
     summary = {
@@ -67,7 +69,7 @@ def record_episode(
         to_image_msg(np.full((8, 8, 3), 10 * k + number % 10, np.uint8), Time(), "cam") for k in range(steps + 1)
     ]
     for k, image in enumerate(frames):
-        t = start + 1_000_000 * k
+        t = start + 1_000_000 * k + (final_frame_delay_ns if k == steps else 0)
         image.header.stamp = stamp(t)
         writer.write("/camera/image_raw", t, serialize_message(image))
     for k in range(steps + 1):

@@ -2,13 +2,15 @@
 malformed frame in a bag is skipped with a warning naming the bag and the frame, in bag
 conversion (wmpo dataset) and in bag replay, instead of aborting with a raw reshape error."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from episode_fakes import malformed_image, record_episode
 from sensor_msgs.msg import Image
 
-from wmpo_episodes.bag_conversion import build_dataset, read_episode_arrays
+from wmpo_episodes.bag_conversion import build_dataset, observed, read_episode_arrays
 from wmpo_episodes.dataset import DatasetError, EpisodeDataset
 from wmpo_robot_io.cameras.bag_replay import BagReplayCamera
 from wmpo_robot_io.images import to_image_msg
@@ -68,14 +70,32 @@ def test_a_bag_without_the_final_frame_is_refused_naming_the_bag_and_the_stamps(
         build_dataset(tmp_path, tmp_path / "data")
 
 
-def test_an_incomplete_episode_without_its_final_frame_converts_up_to_its_last_observed_state(tmp_path):
-    """An episode cut short by the graph (labelled incomplete) whose last frame missed the bag is
-    converted, with include_incomplete, without its unobserved last step: T - 1 actions, T frames."""
-    frames = frames_with({})[:STEPS]  # none for the arm state after the last action
+def test_the_final_frame_is_the_image_of_the_final_state_that_came_after_it(tmp_path):
+    """A real camera stamps its image of the arm's final state a little after that state (the
+    frame the recorder waits for): it is the final observation, not the image before it again."""
+    delay = 300_000  # ns, states are 1 ms apart
+    summary, bag = record_episode(
+        tmp_path, "Lift", {"seed": 0}, steps=STEPS, frames=frames_with({}), final_frame_delay_ns=delay
+    )
+    arrays = read_episode_arrays(bag)
+    assert [int(frame[0, 0, 0]) for frame in arrays["frames"]] == [10 * k for k in range(STEPS + 1)]
+    states = summary["start_time"] + 1_000_000 * np.arange(STEPS + 1)
+    assert list(arrays["frame_stamps"]) == [*states[:STEPS], states[STEPS] + delay]
+
+
+def test_an_incomplete_episode_without_its_final_frames_converts_up_to_its_last_observed_state(tmp_path):
+    """An episode cut short by the graph (labelled incomplete) whose last frames missed the bag is
+    converted, with include_incomplete, without its unobserved last steps: T - 2 actions, T - 1
+    frames; a success step among the dropped steps is unobserved (-1)."""
+    frames = frames_with({})[: STEPS - 1]  # none for the arm states after the last two actions
     record_episode(tmp_path, "Lift", {"seed": 1}, outcome="incomplete", steps=STEPS, frames=frames)
     with pytest.raises(DatasetError, match="no usable episode bags"):  # incomplete ones are left out by default
         build_dataset(tmp_path, tmp_path / "data")
     build_dataset(tmp_path, tmp_path / "data", include_incomplete=True)
     episode = EpisodeDataset(tmp_path / "data").episode(0)
-    assert episode["record"].num_steps == STEPS - 1 and len(episode["actions"]) == STEPS - 1
+    assert episode["record"].num_steps == STEPS - 2 and len(episode["actions"]) == STEPS - 2
     assert [int(frame[0, 0, 0]) for frame in episode["frames"]] == [int(f.data[0]) for f in frames]
+    np.testing.assert_allclose(episode["actions"][:, 0], [0.1 * k for k in range(STEPS - 2)])
+    kept = {"actions": episode["actions"]}
+    assert observed({"success_step": STEPS - 2}, Path("bag"), kept)[0]["success_step"] == -1
+    assert observed({"success_step": STEPS - 3}, Path("bag"), kept)[0] == {"success_step": STEPS - 3, "bag": "bag"}

@@ -24,7 +24,7 @@ from wmpo_bringup.episode_client import EpisodeClient
 from wmpo_episodes.bag_conversion import read_episode_arrays
 from wmpo_episodes.dataset import DatasetError
 from wmpo_episodes.episodes import read_episode_info
-from wmpo_episodes.layout import INCOMING_DIR, MIN_SERVICE_WAIT
+from wmpo_episodes.layout import INCOMING_DIR, MAX_DRAIN_TIMEOUT, MIN_SERVICE_WAIT
 from wmpo_episodes.recorder_node import FINAL_FRAME, Recorder
 from wmpo_episodes.typestore import episode_typestore
 from wmpo_interfaces.msg import ArmAction, EpisodeSummary
@@ -187,9 +187,9 @@ def test_stop_waits_for_the_final_frame_without_holding_an_executor_thread(rclpy
 
 def test_a_final_frame_that_never_comes_keeps_the_bag_as_incomplete_within_the_managers_wait(rclpy_context, tmp_path):
     """The stop answers within the shortest service_wait the episode manager takes (drain_timeout
-    at its default), keeps the bag labelled incomplete, and its conversion is refused instead of
+    at its longest), keeps the bag labelled incomplete, and its conversion is refused instead of
     taking the previous frame again for the final observation."""
-    with running_recorder(rclpy_context, tmp_path) as (recorder, client, _):
+    with running_recorder(rclpy_context, tmp_path, drain_timeout=MAX_DRAIN_TIMEOUT) as (recorder, client, _):
         episode = OneStepEpisode(client)
         assert start(client, "ep1").success
         episode.all_but_the_final_frame(recorder)

@@ -11,8 +11,8 @@ import torch
 
 from wmpo_episodes.dataset import EpisodeDataset, write_dataset
 from wmpo_policy.vla import vision_towers
-from wmpo_worldmodel.configs import RewardConfig
-from wmpo_worldmodel.reward_model import RewardModelError, VideoRewardModel
+from wmpo_worldmodel.configs import REWARD_BACKBONES, RewardConfig
+from wmpo_worldmodel.reward_model import BACKBONES, RewardModelError, VideoRewardModel
 from wmpo_worldmodel.train_reward import Clip, episode_clips, fit_clips, sweep_threshold, train
 
 torch.set_num_threads(1)
@@ -145,6 +145,7 @@ def test_the_keypoint_backbone_starts_from_the_wheel_judges_frame_by_frame_and_l
         VideoRewardModel.fresh("resnet", SIZE, 8)
     with pytest.raises(ValueError, match="backbone must be one of keypoints, videomae, got 'resnet'"):
         RewardConfig(datasets=["no/such/dataset"], backbone="resnet")  # refused before any data loads
+    assert tuple(BACKBONES) == REWARD_BACKBONES  # the config's names are the models' (configs import no torch)
     weights = safetensors.torch.load_file(path / "model.safetensors")
     del weights["head.0.weight"]
     safetensors.torch.save_file(weights, path / "model.safetensors")

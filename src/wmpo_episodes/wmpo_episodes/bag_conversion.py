@@ -44,11 +44,12 @@ def decoded_frames(bag: Path, frames: list, image_size: int | None = None) -> li
 
 
 def read_episode_arrays(bag: Path, image_size: int | None = None, incomplete: bool = False) -> dict:
-    """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7).
+    """Aligned arrays of one episode bag: frames (T+1, H, W, 3), stamps, actions and commanded (T, 7),
+    aligned as ``dataset``'s layout says.
     DatasetError (naming the bag) for a bag that cannot be aligned, among them one without its final
     observation: no camera frame stamped at or after the arm state after the last action. An
-    ``incomplete`` episode (cut short by the graph) ends instead at the last step whose resulting arm
-    state a frame observed: its unobserved last steps are dropped."""
+    ``incomplete`` episode (cut short by the graph) ends instead at its last step whose executed
+    action, resulting arm state and frame of it are all in the bag: the rest is dropped."""
     store = episode_typestore()
     frames, states, executed, commanded, chunks = [], [], {}, {}, []
     try:
@@ -79,27 +80,32 @@ def read_episode_arrays(bag: Path, image_size: int | None = None, incomplete: bo
         raise DatasetError(f"cannot read {bag}: {error}") from error
     frames = decoded_frames(bag, frames, image_size)
     steps = len(executed)
-    if steps == 0 or sorted(executed) != list(range(steps)) or len(states) < steps + 1 or not frames:
-        raise DatasetError(f"{bag}: {steps} executed actions, {len(states)} arm states, {len(frames)} frames")
+    if incomplete:  # cut short: keep the unbroken run of executed steps whose resulting state is in
+        steps = min(next((k for k in range(steps + 1) if k not in executed), steps), max(0, len(states) - 1))
+    if steps == 0 or sorted(executed)[:steps] != list(range(steps)) or len(states) < steps + 1 or not frames:
+        raise DatasetError(f"{bag}: {len(executed)} executed actions, {len(states)} arm states, {len(frames)} frames")
     frame_stamps = np.array([stamp for stamp, _ in frames])
     state_stamps = np.sort(np.array(states))[: steps + 1]
-    if incomplete and frame_stamps[-1] < state_stamps[-1]:  # cut short: end at the last observed state
-        steps = max(0, int(np.searchsorted(state_stamps, frame_stamps[-1], side="right")) - 1)
-        if steps == 0:
-            raise DatasetError(f"{bag}: incomplete, and no camera frame after its first action")
+    if incomplete and frame_stamps[-1] < state_stamps[-1]:  # cut short: end at the last state a frame saw
+        steps = int(np.searchsorted(state_stamps, frame_stamps[-1], side="right")) - 1
+        if steps < 1:
+            raise DatasetError(f"{bag}: incomplete, and no camera frame of the state after its first action")
         state_stamps = state_stamps[: steps + 1]
+    # frame k: the newest at or before arm state k (never an image of a later state, which could show
+    # action k's effect); the final one, after which no action follows: the first at or after it
     chosen = np.searchsorted(frame_stamps, state_stamps, side="right") - 1
-    for stamp, actions in sorted(chunks, key=lambda item: item[0]):
-        start = int(np.searchsorted(state_stamps, stamp, side="right")) - 1
-        for k in range(max(start, 0), min(start + len(actions), steps)):
-            commanded[k] = actions[k - start]
+    chosen[-1] = np.searchsorted(frame_stamps, state_stamps[-1], side="left")
     if chosen[0] < 0:
         raise DatasetError(f"{bag}: no camera frame before the first arm state")
-    if frame_stamps[-1] < state_stamps[-1]:  # the final frame missed the bag: not the previous one again
+    if chosen[-1] == len(frames):  # the final frame missed the bag: not the previous one again
         raise DatasetError(
             f"{bag}: no camera frame at or after the last arm state (stamp {state_stamps[-1]}); the newest is "
             f"stamped {frame_stamps[-1]}: the final observation is missing"
         )
+    for stamp, actions in sorted(chunks, key=lambda item: item[0]):
+        start = int(np.searchsorted(state_stamps, stamp, side="right")) - 1
+        for k in range(max(start, 0), min(start + len(actions), steps)):
+            commanded[k] = actions[k - start]
     return {
         "frames": np.stack([frames[index][1] for index in chosen]),
         "frame_stamps": frame_stamps[chosen],
@@ -133,7 +139,14 @@ def bags_to_dataset(
     aligned (``read_episode_arrays``) and written by ``write`` into ``output``. ``build_dataset``
     (the labelled bags of a folder) and the collectors (a collection's bags, one per goal) use it."""
     episodes = (
-        ({**summary, "bag": str(bag)}, read_episode_arrays(Path(bag), image_size, summary["outcome"] == "incomplete"))
+        observed(summary, bag, read_episode_arrays(Path(bag), image_size, summary["outcome"] == "incomplete"))
         for summary, bag in (progress(bags) if progress else bags)
     )
     return write(output, episodes)
+
+
+def observed(summary: dict, bag: Path, arrays: dict) -> tuple[dict, dict]:
+    """(summary with the bag's path, arrays); a success step beyond the steps the arrays kept (an
+    incomplete episode cut at its last observed state) is unobserved: -1."""
+    success_step = summary["success_step"] if summary["success_step"] < len(arrays["actions"]) else -1
+    return {**summary, "success_step": success_step, "bag": str(bag)}, arrays

@@ -12,12 +12,13 @@ Layout of a dataset folder (written to a temporary folder and renamed into place
 Per episode with T control steps: T+1 frames (frame k is the observation before action k; the last
 is the final observation) and T actions. Frames are aligned to control steps by time: frame k is
 the newest camera frame stamped at or before the arm state of step k (exact in simulation; with a
-30 Hz camera and a 20 Hz arm it is the freshest image the policy could have seen); a bag without a
-frame stamped at or after the last arm state lacks the final observation and is refused (one
-labelled incomplete ends at its last observed state instead). A chunk on policy_server/action_chunk
-starts at the step whose arm state is the newest at or before the chunk's observation stamp; each
-step takes its commanded action from the latest chunk started by then (the arm's commanded_action
-where no chunk was recorded, e.g. teleoperation).
+30 Hz camera and a 20 Hz arm the freshest image, never one of a later state, which could show
+action k's effect); the final frame, after which no action follows, is the first stamped at or
+after the last arm state (the recorder waits for it): a bag without one lacks the final
+observation and is refused (one labelled incomplete ends at its last observed state instead). A
+chunk on policy_server/action_chunk starts at the step whose arm state is the newest at or before
+the chunk's observation stamp; each step takes its commanded action from the latest chunk started
+by then (the arm's commanded_action where no chunk was recorded, e.g. teleoperation).
 """
 
 import json

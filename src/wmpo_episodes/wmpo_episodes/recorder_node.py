@@ -134,7 +134,10 @@ def left_for_recovery(staging: Path) -> str:
 
 def header_stamp_ns(data: bytes) -> int:
     """The header stamp [ns] of a raw CDR message whose first field is a std_msgs/Header: int32 sec
-    and uint32 nanosec right after the 4-byte encapsulation header (its second byte odd: little endian)."""
+    and uint32 nanosec right after the 4-byte encapsulation header (its second byte odd: little
+    endian); -1 for a message too short to hold one (it is still recorded, its stamp not used)."""
+    if len(data) < 12:
+        return -1
     sec, nanosec = struct.unpack_from("<iI" if data[1] & 1 else ">iI", data, 4)
     return sec * SECOND + nanosec
 

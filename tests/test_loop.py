@@ -96,5 +96,13 @@ def test_loop_runs_every_phase_and_resumes_after_a_kill(tmp_path, ros_domain):
     assert wmpo["reward_model"] == threshold["reward_model"]  # GRPO is judged with the refitted threshold
     gaps = summary["rounds"][0]["imagination_gap_before"], summary["rounds"][0]["imagination_gap_after"]
     assert [gap["episodes"] for gap in gaps] == [4, 2]  # the P rollouts before, the evaluation after
-    assert "| round 0 after | 2 |" in (output / "report.md").read_text()
+    held_out = summary["rounds"][0]["imagination_gap_before_held_out"]  # the base, as the gap after measures
+    assert (held_out["episodes"], held_out["temperature"], held_out["real_rate"]) == (
+        2,
+        0.0,
+        summary["base_success_rate"],
+    )
+    report = (output / "report.md").read_text()
+    assert "| round 0 after | 2 |" in report and "| round 0 before, held-out states, greedy | 2 |" in report
+    assert "- round 0: GRPO changed imagined success by" in report
     assert np.isfinite(summary["base_success_rate"])

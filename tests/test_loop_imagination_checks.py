@@ -116,6 +116,30 @@ def test_the_threshold_is_refitted_on_re_imagined_rollouts_with_demonstrations_w
     assert _kept({"threshold": 0.5, "trained_threshold": 0.5}) == "trained"
 
 
+def test_the_report_takes_what_the_policy_before_had_on_the_held_out_states_out_of_the_gap_after(tmp_path):
+    """Before GRPO, greedy on the held-out states, the policy imagined 0.75 (real 0.50); after, 1.00
+    (real 0.50): the gap after (+0.50) is half the policy's before it; GRPO's own change is +0.25
+    imagined against +0.00 real."""
+    import numpy as np
+
+    from wmpo_jobs.imagination_gap import gap_from_counts
+
+    def gap(imagined: int, real: int) -> dict:  # as the loop's phase records it
+        measured = gap_from_counts(np.arange(4) < imagined, np.arange(4) < real, bound=0.15)
+        return {**measured.to_dict(), "message": measured.warning()}
+
+    report = one_round_report(
+        tmp_path, gap(2, 2), gap(4, 2), imagination_gap_before_held_out=gap(3, 2), reward_threshold=0.5
+    )
+    rows = [line for line in report.splitlines() if line.startswith(("| round 0 before", "| round 0 after"))]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| round 0 before",
+        "| round 0 before, held-out states, greedy",
+        "| round 0 after",
+    ]
+    assert "- round 0: GRPO changed imagined success by +0.25 and real success by +0.00" in report
+
+
 def test_the_gap_before_grpo_is_judged_out_of_fold_by_the_saved_fold_models(models):
     """Episode i is judged by the model of its fold, not by the kept judge: with a fold model that
     calls everything a success (fold 0) and one that calls nothing (fold 1), exactly the fold-0

@@ -52,7 +52,19 @@ from wmpo_worldmodel import train_reward, train_world_model
 from wmpo_worldmodel.configs import RewardConfig, RewardFineTuneConfig, WMConfig
 
 log = logging.getLogger(__name__)
-PHASES = ("collect", "align", "reward", "threshold", "gap_before", "wmpo", "evaluate", "gap_after", "drift", "deploy")
+PHASES = (
+    "collect",
+    "align",
+    "reward",
+    "threshold",
+    "gap_before",
+    "wmpo",
+    "evaluate",
+    "gap_after",
+    "gap_before_held_out",
+    "drift",
+    "deploy",
+)
 
 
 def _finished(folder: Path, phase: str) -> dict | None:
@@ -102,6 +114,7 @@ def run_loop(
     )
     on_phase(-1, "base_evaluate", base)
     policy, world_model, rollouts, rounds = config.policy, config.world_model, [], []
+    policy_evaluation = base["dataset"]  # the deployed policy's real greedy evaluation (held-out states)
     for r in range(config.rounds):
         if should_stop():
             break
@@ -186,6 +199,14 @@ def run_loop(
             _gap(improved["policy"], aligned["world_model"], judge, evaluated["dataset"], 0.0, config),
         )
         on_phase(r, "gap_after", gap_after)
+        # the policy before GRPO measured as the gap after measures the new one (greedy, held-out
+        # states, the same judge): the difference of the two is GRPO's own change
+        gap_held_out = _finished(folder, "gap_before_held_out") or _finish(
+            folder,
+            "gap_before_held_out",
+            _gap(policy, aligned["world_model"], judge, policy_evaluation, 0.0, config),
+        )
+        on_phase(r, "gap_before_held_out", gap_held_out)
         strips = folder / "strips.png"
         if not strips.is_file():
             _write_strips(strips, aligned["world_model"], evaluated["dataset"], config)
@@ -195,7 +216,7 @@ def run_loop(
         on_phase(r, "drift", gate)
         if gate["deploy"]:
             deployed = _finished(folder, "deploy") or _finish(folder, "deploy", _deploy(output, improved["policy"]))
-            policy = improved["policy"]
+            policy, policy_evaluation = improved["policy"], evaluated["dataset"]
         else:
             log.warning(f"round {r}: the new policy is NOT deployed, {policy} stays: {gate['reason']}")
             kept = {"refused": improved["policy"], "reason": gate["reason"]}
@@ -217,6 +238,7 @@ def run_loop(
                 # scores of the re-imagined rollouts
                 "reimagined_auroc": (calibrated["calibration"] or {}).get("auroc"),
                 "imagination_gap_before": gap_before,
+                "imagination_gap_before_held_out": gap_held_out,
                 "imagination_gap_after": gap_after,
                 "policy": improved["policy"],
                 "deployed": gate["deploy"],
@@ -432,13 +454,34 @@ def _write_strips(path: Path, world_model: str, evaluated: str, config: LoopConf
     write_strips(path, [("real", real), ("imagined", imagined)])
 
 
+GAP_ROWS = {  # summary key of a round -> its row label
+    "imagination_gap_before": "before",
+    "imagination_gap_before_held_out": "before, held-out states, greedy",
+    "imagination_gap_after": "after",
+}
+
+
 def _gap_rows(summary: dict) -> list[tuple[str, dict]]:
-    """(label, gap) for each round's policy before and after GRPO, in order."""
+    """(label, gap) for each round's policy before GRPO (on the P rollouts' states, then as the
+    gap after measures: greedy on the held-out states) and after, in order (a round recorded
+    before the held-out row existed has none)."""
     return [
-        (f"round {r['round']} {when}", r[f"imagination_gap_{when}"])
+        (f"round {r['round']} {label}", r[key])
         for r in summary["rounds"]
-        for when in ("before", "after")
+        for key, label in GAP_ROWS.items()
+        if key in r
     ]
+
+
+def grpo_change(round_: dict) -> str:
+    """GRPO's own change on the held-out states, imagined against real (both greedy, same judge):
+    the gap after less what the policy before already had there ('' for a round without it)."""
+    before, after = round_.get("imagination_gap_before_held_out"), round_["imagination_gap_after"]
+    if before is None:
+        return ""
+    imagined = after["imagined_rate"] - before["imagined_rate"]
+    real = after["real_rate"] - before["real_rate"]
+    return f"round {round_['round']}: GRPO changed imagined success by {imagined:+.2f} and real success by {real:+.2f}"
 
 
 def write_report(output: Path, summary: dict) -> None:
@@ -511,8 +554,8 @@ def write_report(output: Path, summary: dict) -> None:
         "",
         "Imagination gap: the policy imagined from the real start frames (or keyframes, as GRPO starts: "
         "real_context_fraction; judged by the calibrated reward "
-        "model) against its real outcomes on the same start states; before GRPO: the P rollouts, after: "
-        "the greedy evaluation.",
+        "model) against its real outcomes on the same start states; before GRPO: the P rollouts, and "
+        "greedy on the held-out evaluation states (its last real evaluation); after: the greedy evaluation.",
         "",
         "| policy | start states | imagined (95% CI) | real (95% CI) | gap |",
         "|---|---|---|---|---|",
@@ -525,6 +568,9 @@ def write_report(output: Path, summary: dict) -> None:
             f"| {label}{judged} | {gap['episodes']} | {gap['imagined_rate']:.2f} ({il:.2f}-{ih:.2f}) | "
             f"{gap['real_rate']:.2f} ({rl:.2f}-{rh:.2f}) | {gap['gap']:+.2f}{flag} |"
         )
+    changes = [line for r in summary["rounds"] if (line := grpo_change(r))]
+    if changes:
+        lines += ["", "On the held-out states (greedy, the same judge):", ""] + [f"- {line}" for line in changes]
     lines += ["", "The reward model judging imagination (fitted on the round's re-imagined rollouts):", ""]
     for r in summary["rounds"]:
         auroc = r.get("reimagined_auroc")

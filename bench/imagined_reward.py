@@ -64,7 +64,8 @@ class ImaginedRewardConfig:
 
 def fold_peaks(judges: HeldOutJudges, frames: np.ndarray) -> np.ndarray:
     """(N,) peak score of each start state's imagined rollout ``frames[i]`` by its fold's judge."""
-    return np.array([judges.judge(i, video).scores.max() for i, video in enumerate(frames)])
+    pairs = zip(judges.episode_judges(), frames, strict=True)
+    return np.array([judge.judge(video).scores.max() for judge, video in pairs])
 
 
 def main(config: ImaginedRewardConfig) -> None:

@@ -199,3 +199,31 @@ def test_a_kept_fine_tuned_judge_leaves_its_fold_models_to_judge_the_rollouts_st
     with pytest.raises(ValueError, match="cover 5 episodes"):
         measure_gap(None, None, None, EpisodeDataset(tmp / "failures"), 8, 1.0, judges=judges)
     assert np.array_equal(calibration.HeldOutJudges.load(saved).fold, saved["fold"])
+
+
+def test_grpo_is_judged_out_of_fold_by_the_fold_models_when_the_fine_tuned_judge_is_kept(models):
+    """The kept fine-tuned judge saw the P rollouts' labels, and GRPO imagines from their start
+    states: with fold models its rollouts are judged as the gap before is, out of fold. The kept
+    judge calls everything a success, the fold models nothing: GRPO sees no success."""
+    import numpy as np
+
+    from wmpo_jobs.loop import _run_wmpo
+    from wmpo_worldmodel.calibration import HeldOutJudges
+
+    config, tmp = models
+    config = dataclasses.replace(config, grpo=dataclasses.replace(config.grpo, group_size=2, start_states=2))
+    never, kept = VideoRewardModel.tiny(), VideoRewardModel.tiny()
+    never.threshold, kept.threshold = 2.0, -1.0
+    saved = HeldOutJudges([never, never], np.array([0, 1, 0, 1])).save(tmp / "reward_folds")
+    kept_path = str(kept.save_pretrained(tmp / "kept"))
+    out_of_fold = _run_wmpo(config, config.policy, config.world_model, kept_path, str(tmp / "failures"),
+                            tmp / "round_0" / "wmpo", saved)  # fmt: skip
+    assert out_of_fold["judged_out_of_fold"] and out_of_fold["imagined_success_rate"] == 0.0
+    in_sample = _run_wmpo(config, config.policy, config.world_model, kept_path, str(tmp / "failures"),
+                          tmp / "round_1" / "wmpo")  # fmt: skip
+    assert not in_sample["judged_out_of_fold"] and in_sample["imagined_success_rate"] == 1.0
+
+    gap = _gap(config.policy, config.world_model, kept_path, str(tmp / "failures"), 1.0, config)
+    report = one_round_report(tmp, gap, gap, reward_threshold=-1.0, reward_model_kept="fine-tuned",
+                              grpo_judged_out_of_fold=True)  # fmt: skip
+    assert "(0.5 = chance); GRPO judged out of fold by its fold models" in report

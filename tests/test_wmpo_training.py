@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from test_reward_model import toy_episode
 from test_vla_model import small_policy
@@ -100,7 +101,7 @@ def test_keyframe_starts_give_each_group_a_real_mid_episode_context_and_the_step
 
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
     starts = [(frames, "pick up the red cube") for frames in episodes]
-    collect(config, policy, world_model, reward, starts, rng, generator, recording_imagine)
+    collect(config, policy, world_model, [reward] * 3, starts, rng, generator, recording_imagine)
     (contexts, budgets), nc = calls[0], world_model.unet.config.context_frames
     steps = 16 - budgets
     assert len(contexts) == 6 and steps.max() > 0 and np.all(steps < 12)
@@ -141,7 +142,7 @@ def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path)
     paths = tiny_setup(tmp_path)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        workers = RayImagination(2, paths["policy"], paths["wm"], paths["reward"])
+        workers = RayImagination(2, paths["policy"], paths["wm"])
         policy = VLAPolicy.from_pretrained(paths["policy"])
         starts = np.stack([toy_episode(i, False, steps=8)[1]["frames"][0] for i in range(3)])
         batch = workers(
@@ -151,7 +152,7 @@ def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path)
             [f"task {i}" for i in range(3)],
             np.array([8, 3, 16]),  # keyframe starts' budgets; shares [8, 3] and [16] imagine 2 chunks each
             1.6,
-            None,
+            VideoRewardModel.from_pretrained(paths["reward"]),
             "ddim",
             2,
             torch.Generator().manual_seed(0),
@@ -187,8 +188,6 @@ def test_ray_workers_imagine_the_same_contract_on_a_local_ray_instance(tmp_path)
 def test_keyframe_starts_with_a_keypoint_judge_are_refused_by_grpo_and_by_the_gap(tmp_path):
     """The keypoint judge scores against the first frame it is given: GRPO and the imagination gap
     with keyframe starts (real_context_fraction > 0) refuse it before imagining anything."""
-    import pytest
-
     from wmpo_episodes.dataset import EpisodeDataset
     from wmpo_jobs.imagination_gap import measure_gap
     from wmpo_worldmodel.pipeline import WorldModelPipeline
@@ -217,3 +216,57 @@ def test_keyframe_starts_with_a_keypoint_judge_are_refused_by_grpo_and_by_the_ga
     with pytest.raises(RewardModelError, match="keyframe starts"):
         measure_gap(policy, world_model, VideoRewardModel.from_pretrained(judge), starts, 8, 1.0,
                     real_context_fraction=0.5)  # fmt: skip
+
+
+def test_held_out_judges_judge_each_start_states_rollouts_by_its_own_fold_model(tmp_path):
+    """With one judge per start state (the fold models of a fine-tuned reward model: start i judged
+    by the model not fine-tuned on it), a rollout's verdict is its start's judge's: here start 0's
+    calls everything a success and start 1's nothing, so the imagined success rate is the share of
+    groups drawn from start 0 and no group is informative."""
+    from wmpo_trainer.train_wmpo import collect
+    from wmpo_worldmodel.pipeline import WorldModelPipeline
+
+    paths = tiny_setup(tmp_path)
+    policy, world_model = VLAPolicy.from_pretrained(paths["policy"]), WorldModelPipeline.load(paths["wm"])
+    always, never = VideoRewardModel.tiny(image_size=16), VideoRewardModel.tiny(image_size=16)
+    always.threshold, never.threshold = -1.0, 2.0
+    config = WMPOConfig(
+        policy=paths["policy"],
+        world_model=paths["wm"],
+        reward_model=paths["reward"],
+        starts=[],
+        max_steps=8,
+        grpo=GRPOConfig(group_size=2, start_states=6, max_sampling_rounds=1),
+        sampler_steps=1,
+    )
+    starts = [(toy_episode(i, False, steps=8)[1]["frames"], "pick up the red cube") for i in range(2)]
+    picks = np.random.default_rng(0).integers(0, 2, 6)
+    assert 0 < np.mean(picks == 0) < 1  # the seed draws from both starts
+    rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    batch, counts = collect(config, policy, world_model, [always, never], starts, rng, generator)
+    assert counts["imagined_success_rate"] == pytest.approx(np.mean(picks == 0))
+    assert batch is None and counts["informative_groups"] == 0
+
+
+def test_wmpo_with_held_out_judges_refuses_starts_the_folds_do_not_cover(tmp_path):
+    from wmpo_worldmodel.calibration import HeldOutJudges
+
+    paths = tiny_setup(tmp_path)
+    saved = HeldOutJudges([VideoRewardModel.tiny(image_size=16)] * 2, np.array([0, 1, 1])).save(tmp_path / "folds")
+    judges_file = tmp_path / "held_out_judges.json"
+    judges_file.write_text(json.dumps(saved))
+    config = WMPOConfig(
+        policy=paths["policy"],
+        world_model=paths["wm"],
+        reward_model=paths["reward"],
+        starts=[str(tmp_path / "starts")],  # 2 episodes
+        output=str(tmp_path / "wmpo"),
+        held_out_judges=str(judges_file),
+        iterations=1,
+        max_steps=8,
+        sampler_steps=1,
+        threads=1,
+    )
+    with pytest.raises(ValueError, match="cover 3 start episodes"):
+        train(config)
+    assert not (tmp_path / "wmpo").exists()

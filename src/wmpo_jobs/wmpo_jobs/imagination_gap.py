@@ -112,12 +112,13 @@ def measure_gap(
     real keyframe (seeded) with the ``max_steps - step`` steps the real episode had left.
     ``judges`` (``calibration.HeldOutJudges`` over ``real``'s episodes): each rollout judged out of
     fold instead of by ``reward_model``, for a reward model fitted on these same episodes."""
-    from wmpo_worldmodel.imagination import imagine, rollout_start
+    from wmpo_worldmodel.imagination import imagine, judge_rollouts, rollout_start
 
     records = real.records
     if judges is not None and len(judges.fold) != len(records):
         raise ValueError(f"the held-out judges cover {len(judges.fold)} episodes, {real.path} has {len(records)}")
-    for judge in judges.models if judges is not None else [reward_model]:
+    episode_judges = judges.episode_judges() if judges is not None else [reward_model] * len(records)
+    for judge in set(episode_judges):
         judge.refuse_keyframe_starts(real_context_fraction)
     generator, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     context_frames = world_model.unet.config.context_frames
@@ -140,9 +141,7 @@ def measure_gap(
             sampler_steps=sampler_steps,
             generator=generator,
         )
-        for i, frames, budget in zip(indices, rollouts.frames, rollouts.budgets, strict=True):
-            within = frames[: budget + 1]  # whole chunks may run past the step budget: not judged
-            verdicts.append(judges.judge(i, within) if judges else reward_model.judge(within))
+        verdicts += judge_rollouts(rollouts, [episode_judges[i] for i in indices])
     outcomes = np.array([r.outcome == "success" for r in records])
     imagined = np.array([verdict.success for verdict in verdicts])
     peaks = [float(verdict.scores.max()) for verdict in verdicts]

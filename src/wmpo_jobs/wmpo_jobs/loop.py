@@ -24,7 +24,9 @@ reproduces the policy's failures; this measures that it does):
   also fine-tuned on that imagined video, labelled by the real outcomes, and judged out of fold;
   of the two, the one with the better cross-validated accuracy is kept when it beats always
   answering the majority outcome, by a one-sided binomial test at p < 0.05 (else the trained
-  model and threshold stay). GRPO uses it.
+  model and threshold stay). GRPO uses it; when it is the fine-tuned one, GRPO's rollouts from
+  start state i are judged by the fold model not fine-tuned on i (in sample, the judge could
+  reward the start state it has seen labelled, not the rollout).
 - ``gap_before`` / ``gap_after``: imagined success (the policy acting in the world model from the
   real start frames, or a ``real_context_fraction`` share of them from real mid-episode keyframes as
   GRPO starts, judged by the calibrated reward model; before GRPO, when that is the fine-tuned
@@ -185,7 +187,15 @@ def run_loop(
         improved = _finished(folder, "wmpo") or _finish(
             folder,
             "wmpo",
-            _run_wmpo(config, policy, aligned["world_model"], judge, collected["dataset"], folder / "wmpo"),
+            _run_wmpo(
+                config,
+                policy,
+                aligned["world_model"],
+                judge,
+                collected["dataset"],
+                folder / "wmpo",
+                calibrated.get("held_out_judges"),
+            ),
         )
         on_phase(r, "wmpo", improved)
 
@@ -234,6 +244,7 @@ def run_loop(
                 "eval_success_rate_95ci": evaluated["success_rate_95ci"],
                 "reward_threshold": calibrated["threshold"],
                 "reward_model_kept": _kept(calibrated),
+                "grpo_judged_out_of_fold": improved.get("judged_out_of_fold", False),
                 # does imagination reproduce the real outcomes? AUROC of the trained reward model's
                 # scores of the re-imagined rollouts
                 "reimagined_auroc": (calibrated["calibration"] or {}).get("auroc"),
@@ -406,8 +417,25 @@ def _gap(
     return {**gap.to_dict(), "message": gap.warning() or line}
 
 
-def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, starts: str, output: Path) -> dict:
+def _run_wmpo(
+    config: LoopConfig,
+    policy: str,
+    world_model: str,
+    reward: str,
+    starts: str,
+    output: Path,
+    held_out_judges: dict | None = None,
+) -> dict:
+    """GRPO in imagination from the start states of ``starts`` (the P rollouts), judged by
+    ``reward``, or out of fold by ``held_out_judges`` (a saved HeldOutJudges over those rollouts:
+    a fine-tuned judge saw their labels, so in sample it could reward the start state, not the
+    rollout)."""
     steps = imagined_steps(config, starts)
+    judges_file = ""
+    if held_out_judges:
+        judges_file = output.parent / "held_out_judges.json"
+        judges_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(judges_file, held_out_judges)
     checkpoint = train_wmpo.train(
         WMPOConfig(
             policy=policy,
@@ -415,6 +443,7 @@ def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, st
             reward_model=reward,
             starts=[starts],
             output=str(output),
+            held_out_judges=str(judges_file),
             iterations=config.wmpo_iterations,
             max_steps=steps,
             grpo=config.grpo,
@@ -429,6 +458,7 @@ def _run_wmpo(config: LoopConfig, policy: str, world_model: str, reward: str, st
     return {
         "policy": str(checkpoint),
         "reward_model": reward,
+        "judged_out_of_fold": bool(held_out_judges),
         "imagined_success_rate": float(np.mean(per_iteration)),
         "imagined_success_per_iteration": per_iteration,
     }
@@ -575,10 +605,11 @@ def write_report(output: Path, summary: dict) -> None:
     for r in summary["rounds"]:
         auroc = r.get("reimagined_auroc")
         separation = "-" if auroc is None else f"{auroc:.2f}"
+        grpo_judges = "; GRPO judged out of fold by its fold models" if r.get("grpo_judged_out_of_fold") else ""
         lines.append(
             f"- round {r['round']}: {r.get('reward_model_kept', 'trained')}, threshold {r['reward_threshold']:.3f}; "
             f"AUROC of the trained reward model's scores of the re-imagined rollouts against their real "
-            f"outcomes {separation} (0.5 = chance)"
+            f"outcomes {separation} (0.5 = chance){grpo_judges}"
         )
     for r in summary["rounds"]:
         lines += ["", f"Round {r['round']}: a real evaluation episode and its imagination (rows: real, imagined):", ""]

@@ -34,6 +34,10 @@ class WMPOConfig:
     reward_model: str  # VideoRewardModel checkpoint folder (wmpo train-reward)
     starts: list[str]  # dataset folders whose real episodes give the start frames
     output: str = "runs/wmpo"  # folder for checkpoints/iter_N, history.json and TensorBoard (tb/)
+    # JSON of fold models (calibration.HeldOutJudges.save) that judge instead of reward_model, for a
+    # reward model fine-tuned on these starts' imagined video: start episode i's rollouts by the
+    # model not fine-tuned on it. The folds must cover exactly the starts' episodes, in order.
+    held_out_judges: str = ""
     iterations: int = 10  # GRPO iterations (imagine, judge, update)
     max_steps: int = 120  # imagined episode length, control steps: the task's budget (Lift 120)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)

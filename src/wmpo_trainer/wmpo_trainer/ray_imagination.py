@@ -1,5 +1,5 @@
-"""Imagination across machines: Ray actors, each holding the world model, the reward model and a
-copy of the policy, imagine their share of a batch of rollouts.
+"""Imagination across machines: Ray actors, each holding the world model and a copy of the
+policy, imagine their share of a batch of rollouts (judged by the caller, which holds the judges).
 
 ``RayImagination(...)(policy, contexts, instructions, ...)`` is a drop-in for
 ``wmpo_worldmodel.imagination.imagine``: the current policy weights go to the workers through
@@ -13,23 +13,21 @@ import math
 import numpy as np
 import torch
 
-from wmpo_worldmodel.imagination import ImaginedBatch
+from wmpo_worldmodel.imagination import ImaginedBatch, judge_rollouts
 
 
 class ImaginationWorker:
-    """A Ray actor: world model + reward model + a policy whose weights are set per call."""
+    """A Ray actor: world model + a policy whose weights are set per call."""
 
-    def __init__(self, policy: str, world_model: str, reward_model: str, device: str, threads: int):
+    def __init__(self, policy: str, world_model: str, device: str, threads: int):
         from wmpo_common.cpu_memory import reuse_freed_memory
         from wmpo_policy.vla.policy import VLAPolicy
         from wmpo_worldmodel.pipeline import WorldModelPipeline
-        from wmpo_worldmodel.reward_model import VideoRewardModel
 
         reuse_freed_memory()  # a worker process of its own
         torch.set_num_threads(threads)
         self.policy = VLAPolicy.from_pretrained(policy, device)
         self.world_model = WorldModelPipeline.load(world_model, device)
-        self.reward = VideoRewardModel.from_pretrained(reward_model, device)
 
     def imagine(self, weights, contexts, instructions, max_steps, temperature, sampler, sampler_steps, seed, chunks):
         from wmpo_worldmodel.imagination import imagine
@@ -44,7 +42,7 @@ class ImaginationWorker:
             instructions,
             max_steps,
             temperature,
-            self.reward,
+            None,
             sampler,
             sampler_steps,
             generator,
@@ -58,7 +56,6 @@ class RayImagination:
         workers: int,
         policy: str,
         world_model: str,
-        reward_model: str,
         device: str = "cpu",
         threads_per_worker: int = 1,
     ):
@@ -67,9 +64,7 @@ class RayImagination:
         if not ray.is_initialized():
             ray.init(include_dashboard=False, log_to_driver=False)
         remote = ray.remote(num_cpus=threads_per_worker)(ImaginationWorker)
-        self.workers = [
-            remote.remote(policy, world_model, reward_model, device, threads_per_worker) for _ in range(workers)
-        ]
+        self.workers = [remote.remote(policy, world_model, device, threads_per_worker) for _ in range(workers)]
 
     def __call__(
         self,
@@ -84,8 +79,8 @@ class RayImagination:
         sampler_steps=10,
         generator=None,
     ) -> ImaginedBatch:
-        """Same contract as imagination.imagine; ``world_model`` and ``reward_model`` are the
-        workers' own (they are ignored here and kept for the signature)."""
+        """Same contract as imagination.imagine; ``world_model`` is the workers' own (ignored here,
+        kept for the signature); the rollouts are judged here, by ``reward_model``."""
         import ray
 
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
@@ -109,16 +104,17 @@ class RayImagination:
             if len(share)
         ]
         parts = ray.get(futures)
-        return ImaginedBatch(
+        batch = ImaginedBatch(
             frames=np.concatenate([p.frames for p in parts]),
             actions=np.concatenate([p.actions for p in parts]),
             bins=torch.cat([p.bins for p in parts]),
             log_probs=torch.cat([p.log_probs for p in parts]),
             instructions=[i for p in parts for i in p.instructions],
-            success=np.concatenate([p.success for p in parts]),
-            success_frame=np.concatenate([p.success_frame for p in parts]),
             budgets=np.concatenate([p.budgets for p in parts]),
         )
+        if reward_model is not None:
+            judge_rollouts(batch, [reward_model] * len(contexts))
+        return batch
 
     def shutdown(self) -> None:
         import ray

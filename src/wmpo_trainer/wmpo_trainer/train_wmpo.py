@@ -4,7 +4,8 @@
       --starts runs/loop/Lift/iter_0/rollouts --output runs/wmpo/lift
 
 Each iteration: take start frames of real episodes -> G imagined rollouts from each, sampled at
-the RL temperature -> rewards from the reward model (success anywhere in the sliding window) ->
+the RL temperature -> rewards from the reward model (success anywhere in the sliding window; with
+held-out judges, from the fold model not fine-tuned on the start episode) ->
 drop groups whose rollouts all agree and sample more (dynamic sampling) -> group-normalised
 advantages -> token-level clipped updates (no KL), masking the chunks after the success frame ->
 a policy checkpoint. TensorBoard: imagined success rate, loss, clip fraction, ratio.
@@ -31,24 +32,26 @@ from wmpo_trainer.configs import WMPOConfig
 from wmpo_trainer.data_parallel import broadcast_from_main, init_data_parallel, leave_data_parallel
 from wmpo_trainer.grpo import chunk_mask, group_advantages, informative_groups
 from wmpo_trainer.policy_update import Trajectories, grpo_update
-from wmpo_worldmodel.imagination import ImaginedBatch, imagine, rollout_start
+from wmpo_worldmodel.calibration import HeldOutJudges
+from wmpo_worldmodel.imagination import ImaginedBatch, imagine, judge_rollouts, rollout_start
 from wmpo_worldmodel.pipeline import WorldModelPipeline
 from wmpo_worldmodel.reward_model import VideoRewardModel
 
 TRAINER_STATE = "trainer_state.pt"
 
 
-def collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn=imagine):
+def collect(config, policy, world_model, judges, starts, rng, generator, imagine_fn=imagine):
     """Imagine groups until ``start_states`` informative groups are in hand or the sampling rounds
-    run out (dynamic sampling). Returns the informative groups as one batch (None if there are
-    none) and counts: groups imagined, groups kept, success rate over every imagined rollout."""
+    run out (dynamic sampling); a rollout from ``starts[i]`` is judged by ``judges[i]``. Returns the
+    informative groups as one batch (None if there are none) and counts: groups imagined, groups
+    kept, success rate over every imagined rollout."""
     grpo, size = config.grpo, config.grpo.group_size
     kept, imagined, successes = [], 0, 0
     nc = world_model.unet.config.context_frames
     for _ in range(grpo.max_sampling_rounds):
-        picks = [starts[i] for i in rng.integers(0, len(starts), grpo.start_states - len(kept))]
+        picks = rng.integers(0, len(starts), grpo.start_states - len(kept))
         contexts, instructions, budgets = [], [], []
-        for frames, instruction in picks:
+        for frames, instruction in (starts[i] for i in picks):
             context, budget = rollout_start(frames, config.max_steps, config.real_context_fraction, nc, rng)
             contexts += [context] * size
             instructions += [instruction] * size
@@ -60,11 +63,12 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
             instructions,
             np.array(budgets),
             grpo.temperature,
-            reward,
+            None,
             config.sampler,
             config.sampler_steps,
             generator,
         )
+        judge_rollouts(batch, [judges[i] for i in picks for _ in range(size)])
         imagined += len(picks)
         successes += int(batch.success.sum())
         rewards = batch.success.reshape(len(picks), size)
@@ -93,6 +97,24 @@ def collect(config, policy, world_model, reward, starts, rng, generator, imagine
         budgets=np.concatenate([group(b, g, b.budgets) for b, g in kept]),
     )
     return merged, counts
+
+
+def start_judges(config: WMPOConfig, count: int, device: str) -> list[VideoRewardModel]:
+    """The judge of each of the ``count`` start episodes: the reward model, or with
+    ``held_out_judges`` the fold model not fine-tuned on that episode."""
+    if not config.held_out_judges:
+        judges = [VideoRewardModel.from_pretrained(config.reward_model, device)] * count
+    else:
+        held_out = HeldOutJudges.load(json.loads(Path(config.held_out_judges).read_text()), device)
+        if len(held_out.fold) != count:
+            raise ValueError(
+                f"the held-out judges {config.held_out_judges} cover {len(held_out.fold)} start episodes, "
+                f"the starts {config.starts} hold {count}: they must be the episodes the folds were made of"
+            )
+        judges = held_out.episode_judges()
+    for judge in set(judges):
+        judge.refuse_keyframe_starts(config.real_context_fraction)
+    return judges
 
 
 def imagined_trajectories(batch: ImaginedBatch, group_size: int, horizon: int) -> Trajectories:
@@ -131,21 +153,20 @@ def train(config: WMPOConfig) -> Path:
     rng = np.random.default_rng(config.seed + done)
     horizon = policy.model.config.chunk_size
     if parallel.is_main:  # imagination, logs and checkpoints
-        output.mkdir(parents=True, exist_ok=True)
-        write_json(output / "wmpo_config.json", asdict(config))
-        world_model = WorldModelPipeline.load(config.world_model, device)
-        reward = VideoRewardModel.from_pretrained(config.reward_model, device)
-        reward.refuse_keyframe_starts(config.real_context_fraction)
         starts = [
             (data.episode(i)["frames"], data.records[i].instruction)
             for data in (EpisodeDataset(Path(p)) for p in config.starts)
             for i in range(len(data))
         ]
+        judges = start_judges(config, len(starts), device)  # refused before anything is written
+        output.mkdir(parents=True, exist_ok=True)
+        write_json(output / "wmpo_config.json", asdict(config))
+        world_model = WorldModelPipeline.load(config.world_model, device)
         imagine_fn = imagine
         if config.ray_workers > 0:
             from wmpo_trainer.ray_imagination import RayImagination
 
-            imagine_fn = RayImagination(config.ray_workers, config.policy, config.world_model, config.reward_model)
+            imagine_fn = RayImagination(config.ray_workers, config.policy, config.world_model)
         generator = torch.Generator().manual_seed(config.seed + done)
         writer = SummaryWriter(str(output / "tb"))
         history_file = output / "history.json"
@@ -158,7 +179,7 @@ def train(config: WMPOConfig) -> Path:
         policy.model.eval()
         trajectories, row = None, {"iteration": iteration}
         if parallel.is_main:
-            batch, counts = collect(config, policy, world_model, reward, starts, rng, generator, imagine_fn)
+            batch, counts = collect(config, policy, world_model, judges, starts, rng, generator, imagine_fn)
             row.update(counts)
             if batch is not None:
                 trajectories = imagined_trajectories(batch, grpo.group_size, horizon)

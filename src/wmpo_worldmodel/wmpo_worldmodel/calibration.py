@@ -28,7 +28,7 @@ from scipy.stats import binomtest
 from wmpo_episodes.dataset import EpisodeDataset, EpisodeRecord
 from wmpo_worldmodel.configs import RewardFineTuneConfig
 from wmpo_worldmodel.fidelity import auroc, imagine_episode
-from wmpo_worldmodel.reward_model import EpisodeVerdict, VideoRewardModel
+from wmpo_worldmodel.reward_model import VideoRewardModel
 from wmpo_worldmodel.train_reward import Clip, episode_clips, fit_clips, sweep_threshold
 
 SIGNIFICANCE = 0.05  # of the test that a fitted judge beats the majority outcome
@@ -203,9 +203,9 @@ class HeldOutJudges:
         """The judges of the first ``count`` episodes (the rollouts, before any appended videos)."""
         return HeldOutJudges(self.models, self.fold[:count])
 
-    def judge(self, episode: int, frames: np.ndarray) -> EpisodeVerdict:
-        """The verdict on imagined ``frames`` (T, H, W, 3) that start from episode ``episode``'s state."""
-        return self.models[self.fold[episode]].judge(frames)
+    def episode_judges(self) -> list[VideoRewardModel]:
+        """The judge of each episode's imagined rollouts, in episode order: its fold's model."""
+        return [self.models[f] for f in self.fold]
 
     def save(self, folder: str | Path) -> dict:
         """Each model as a reward checkpoint ``folder``/fold_f; returns the JSON that ``load`` takes."""

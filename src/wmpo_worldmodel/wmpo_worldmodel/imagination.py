@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from wmpo_worldmodel.pipeline import WorldModelPipeline, to_model_frames, to_uint8_frames
-from wmpo_worldmodel.reward_model import VideoRewardModel
+from wmpo_worldmodel.reward_model import EpisodeVerdict, VideoRewardModel
 
 
 @dataclass
@@ -113,8 +113,18 @@ def imagine(
         budgets=budgets,
     )
     if reward_model is not None:
-        # Whole chunks may run past the step budget; a success seen only there is a failure.
-        verdicts = [reward_model.judge(episode[: b + 1]) for episode, b in zip(batch.frames, budgets, strict=True)]
-        batch.success = np.array([v.success for v in verdicts])
-        batch.success_frame = np.array([v.success_frame for v in verdicts])
+        judge_rollouts(batch, [reward_model] * len(contexts))
     return batch
+
+
+def judge_rollouts(batch: ImaginedBatch, judges: list[VideoRewardModel]) -> list[EpisodeVerdict]:
+    """Judge rollout b by ``judges[b]`` within its step budget (whole chunks may run past it; a
+    success seen only there is a failure); sets ``batch.success`` and ``batch.success_frame`` and
+    returns the verdicts."""
+    if len(judges) != len(batch.frames):
+        raise ValueError(f"{len(judges)} judges for {len(batch.frames)} rollouts")
+    rollouts = zip(judges, batch.frames, batch.budgets, strict=True)
+    verdicts = [judge.judge(frames[: budget + 1]) for judge, frames, budget in rollouts]
+    batch.success = np.array([v.success for v in verdicts])
+    batch.success_frame = np.array([v.success_frame for v in verdicts])
+    return verdicts

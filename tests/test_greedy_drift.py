@@ -69,3 +69,19 @@ def test_the_deployment_gate_refuses_a_policy_past_its_drift_limit(tmp_path):
         moved.model.language_model.lm_head.weight.add_(torch.randn_like(moved.model.language_model.lm_head.weight))
     gate = deployment_gate(policy, moved, data, limit=0.05)
     assert not gate["deploy"] and gate["greedy_flipped"] > 0.05 and "> limit 0.05 on 1 successful" in gate["reason"]
+
+
+def test_the_deployment_gate_refuses_a_policy_whose_held_out_success_fell():
+    """A policy within its drift limit is still refused when its greedy success on the held-out
+    states fell below the deployed policy's by more than max_success_drop (the Square round: 0.30
+    -> 0.20 at 1.6% drift was deployed); a drop within the tolerance, or a rise, deploys."""
+    from wmpo_jobs.loop import success_gate
+
+    drift = {"deploy": True, "greedy_flipped": 0.016, "limit": 0.05, "reason": "greedy tokens flipped 0.0160 <= ..."}
+    fell = success_gate(drift, deployed=0.30, new=0.20, max_drop=0.0)
+    assert not fell["deploy"] and "success on the held-out states fell 0.30 -> 0.20" in fell["reason"]
+    assert (fell["success_deployed"], fell["success_new"], fell["max_success_drop"]) == (0.30, 0.20, 0.0)
+    assert success_gate(drift, deployed=0.30, new=0.20, max_drop=0.15)["deploy"]
+    assert success_gate(drift, deployed=0.30, new=0.35, max_drop=0.0)["deploy"]
+    refused = {**drift, "deploy": False, "reason": "greedy tokens flipped 0.08 > limit 0.05"}
+    assert success_gate(refused, deployed=0.30, new=0.40, max_drop=0.0)["reason"] == refused["reason"]

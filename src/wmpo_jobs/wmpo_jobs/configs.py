@@ -12,7 +12,8 @@ from wmpo_worldmodel.configs import RewardConfig, RewardFineTuneConfig, check_th
 class LoopConfig:
     """The WMPO loop on the simulated arm, resumable: collect P real episodes with the current
     policy, align the world model on them, train the reward model, GRPO in imagination, evaluate on
-    held-out start states, deploy (if the greedy drift is within drift_limit); repeat."""
+    held-out start states, deploy (if the greedy drift is within drift_limit and the held-out
+    success did not fall by more than max_success_drop); repeat."""
 
     task: str  # simulated task (wmpo_robot_io.sim.tasks), e.g. Lift
     policy: str  # VLA checkpoint folder of the base policy (round 0)
@@ -36,6 +37,9 @@ class LoopConfig:
     # Deployment gate: the share of greedy action tokens the new policy changes on the round's real
     # successful episodes (wmpo_trainer.greedy_drift); beyond it the previous policy stays deployed.
     drift_limit: float = 0.05
+    # and the new policy's greedy success on the held-out states may be at most this much below the
+    # deployed policy's on the same states (0: any measured drop keeps the deployed policy).
+    max_success_drop: float = 0.0
     gap_bound: float = 0.15  # |imagined - real| success beyond this is a loud warning (wmpo_jobs.imagination_gap)
     calibration_folds: int = 4  # cross-validation folds of the reward threshold fitted on imagined video
     # what every reward threshold maximises (real, imagined): f1 | balanced_accuracy

@@ -117,6 +117,7 @@ def run_loop(
     on_phase(-1, "base_evaluate", base)
     policy, world_model, rollouts, rounds = config.policy, config.world_model, [], []
     policy_evaluation = base["dataset"]  # the deployed policy's real greedy evaluation (held-out states)
+    deployed_rate = base["success_rate"]  # and its success rate there
     for r in range(config.rounds):
         if should_stop():
             break
@@ -221,12 +222,20 @@ def run_loop(
         if not strips.is_file():
             _write_strips(strips, aligned["world_model"], evaluated["dataset"], config)
         gate = _finished(folder, "drift") or _finish(
-            folder, "drift", _drift_gate(policy, improved["policy"], collected["dataset"], config)
+            folder,
+            "drift",
+            success_gate(
+                _drift_gate(policy, improved["policy"], collected["dataset"], config),
+                deployed_rate,
+                evaluated["success_rate"],
+                config.max_success_drop,
+            ),
         )
         on_phase(r, "drift", gate)
         if gate["deploy"]:
             deployed = _finished(folder, "deploy") or _finish(folder, "deploy", _deploy(output, improved["policy"]))
             policy, policy_evaluation = improved["policy"], evaluated["dataset"]
+            deployed_rate = evaluated["success_rate"]
         else:
             log.warning(f"round {r}: the new policy is NOT deployed, {policy} stays: {gate['reason']}")
             kept = {"refused": improved["policy"], "reason": gate["reason"]}
@@ -288,6 +297,17 @@ def _drift_gate(before: str, after: str, rollouts: str, config: LoopConfig) -> d
     torch.set_num_threads(config.threads)
     old, new = VLAPolicy.from_pretrained(before, config.device), VLAPolicy.from_pretrained(after, config.device)
     return deployment_gate(old, new, EpisodeDataset(Path(rollouts)), config.drift_limit)
+
+
+def success_gate(gate: dict, deployed: float, new: float, max_drop: float) -> dict:
+    """The drift gate's record with the held-out check added: a policy within its drift limit is
+    still refused when its greedy success on the held-out states is more than ``max_drop`` below
+    the deployed policy's on the same states (both rates in [0, 1])."""
+    checked = {**gate, "success_deployed": deployed, "success_new": new, "max_success_drop": max_drop}
+    if gate["deploy"] and deployed - new > max_drop:
+        fell = f"greedy success on the held-out states fell {deployed:.2f} -> {new:.2f} (max_success_drop {max_drop})"
+        checked.update(deploy=False, reason=f"{fell}; {gate['reason']}")
+    return checked
 
 
 def imagined_steps(config: LoopConfig, dataset: str) -> int:

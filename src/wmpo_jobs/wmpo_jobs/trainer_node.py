@@ -40,6 +40,11 @@ PARAMETERS = {
     "drift_limit": Parameter(
         LoopConfig.drift_limit, "share of greedy tokens a new policy may change and still deploy", in_range(0.0, 1.0)
     ),
+    "max_success_drop": Parameter(
+        LoopConfig.max_success_drop,
+        "how far a new policy's held-out greedy success may fall below the deployed one's and still deploy",
+        in_range(0.0, 1.0),
+    ),
     "threads": Parameter(LoopConfig.threads, "torch CPU threads", positive),
     "data_root": Parameter("runs", "folder every goal path must lie in (resolved at start-up)", read_only=True),
 }
@@ -106,6 +111,7 @@ class TrainerNode(Node):
                 real_context_fraction=self.param("real_context_fraction"),
                 gap_bound=self.param("gap_bound"),
                 drift_limit=self.param("drift_limit"),
+                max_success_drop=self.param("max_success_drop"),
                 threads=self.param("threads"),
             )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from graph_helpers import running_sim_graph
+from rcl_interfaces.msg import Log
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosbags.highlevel import AnyReader
 from std_msgs.msg import String
@@ -111,3 +112,49 @@ def test_simulator_killed_mid_episode_ends_it_incomplete_with_a_readable_bag(tmp
         assert processes.processes["recorder"].poll() is None  # the rest of the graph is alive
         assert processes.processes["episode_manager"].poll() is None
     assert snapshot(Path(first.bag_path)) == before
+
+
+def wait_for_log(client, logs: list, text: str, timeout: float = 60.0) -> bool:
+    """Spin until a /rosout message containing ``text`` has arrived (graph state, not a sleep)."""
+    deadline = time.monotonic() + timeout
+    while not any(text in log for log in logs) and time.monotonic() < deadline:
+        client.spinner.spin_once(timeout_sec=0.05)
+    return any(text in log for log in logs)
+
+
+def test_a_recorder_that_answers_late_neither_loses_the_episode_nor_blocks_the_next(tmp_path, ros_domain):
+    """A recorder that answers recorder/start after the manager's service_wait (seen on loaded CI
+    machines: 10-15 s for the first episode of a fresh graph): the manager asks again, so a late
+    answer still starts the episode; and when every request went unanswered, the bag the recorder
+    opens later does not block the next episode."""
+    logs = []
+    with running_sim_graph(tmp_path, ros_domain, FAST_TIMEOUTS) as (processes, client, episodes):
+        client.create_subscription(Log, "/rosout", lambda m: logs.append(f"[{m.name}] {m.msg}"), 100)
+        recorder = processes.processes["recorder"]
+        # No answer to any request: the episode ends incomplete; the recorder then opens its bag.
+        recorder.send_signal(signal.SIGSTOP)
+        try:
+            unanswered = client.run_episode("Lift", init_state_id=1000, max_steps=8, record_mode="all", timeout=120)
+        finally:
+            recorder.send_signal(signal.SIGCONT)
+        assert unanswered.summary["outcome"] == "incomplete" and unanswered.summary["num_steps"] == 0
+        after = client.run_episode("Lift", init_state_id=1000, max_steps=8, record_mode="all", timeout=120)
+        assert after.summary["outcome"] == "failure" and after.summary["num_steps"] == 8
+        assert any(f"episode {unanswered.summary['episode_id']} incomplete: dropped" in log for log in logs)
+        # A late answer: the recorder resumes while the manager is asking again.
+        logs.clear()
+        recorder.send_signal(signal.SIGSTOP)
+        try:
+            handle = client.send_episode_goal(
+                RunEpisode.Goal(task="Lift", seed=-1, init_state_id=1001, max_steps=8, record_mode="all")
+            )
+            assert wait_for_log(client, logs, "recorder/start: no answer within 3 s; asking again")
+        finally:
+            recorder.send_signal(signal.SIGCONT)
+        late = client.wait_for_result(handle, timeout=120)
+        processes.check()
+    assert late.summary["outcome"] == "failure" and late.summary["num_steps"] == 8
+    kept = {e.path.name: e.outcome for e in list_episodes(episodes)}
+    assert kept == {after.summary["episode_id"]: "failure", late.summary["episode_id"]: "failure"}
+    assert not any((episodes / INCOMING_DIR).iterdir())
+    assert any(late.summary["episode_id"] in log and "asking again (2/3)" in log for log in logs)

@@ -12,6 +12,8 @@ success / failure (incomplete if anything broke or the goal was canceled) -> kee
 record mode (all | failures | none; ``failures`` keeps a ``success_share`` of the successes too).
 An episode whose recording failed (recorder/stop answers failure, or not at all) ends incomplete,
 whatever the arm said: its goal is aborted and the result carries the bag the recorder kept.
+recorder/start is asked again when it goes unanswered (a recorder that has just started may answer
+late); an episode given up for want of an answer has the bag the recorder opens later dropped.
 
 Demonstrations with recoveries (DART, Laskey et al. 2017): with ``action_noise_std`` set, every
 chunk is perturbed by Gaussian noise (per action dimension, controller units, clipped to [-1, 1])
@@ -96,6 +98,9 @@ PARAMETERS = {  # every one run-time (read at each use) except snapshot_service
 }
 
 
+START_REQUESTS = 3  # recorder/start is sent this many times, service_wait apart, before the episode is given up
+
+
 class EpisodeError(RuntimeError):
     """The episode cannot go on; it ends incomplete."""
 
@@ -139,6 +144,7 @@ class EpisodeManager(Node):
         self._running: EpisodeSummary | None = None  # the episode now running, for ~/label
         self._label = Future()  # completed by ~/label with (outcome, step)
         self._successes_recorded = 0  # successes seen in failures mode (for success_share)
+        self._abandoned: EpisodeSummary | None = None  # the last episode whose start went unanswered
         self.create_service(LabelEpisode, "~/label", self._on_label, callback_group=group)
         ActionServer(
             self,
@@ -267,6 +273,41 @@ class EpisodeManager(Node):
         except EpisodeError as error:
             self.get_logger().error(f"episode {summary.episode_id}: no rosbag2 snapshot: {error}")
 
+    async def _start_recording(self, summary) -> None:
+        """Have the recorder open the episode's bag, or raise EpisodeError.
+
+        A request without an answer within ``service_wait`` is sent again, START_REQUESTS in all (a
+        recorder that has not yet discovered this node gets them late; a start for the episode it
+        records already succeeds). When none is answered, the bag the recorder may open later is
+        stopped and dropped at the next episode, whose start it would block."""
+        wait = self.param("service_wait")
+        request = StartRecording.Request(summary=summary)
+        for sent in range(1, START_REQUESTS + 1):
+            try:
+                started = await self._call(self.start_client, request, wait, "recorder/start")
+            except EpisodeError as error:
+                if sent == START_REQUESTS:
+                    self._abandoned = summary
+                    raise EpisodeError(f"{error} ({sent} requests)") from None
+                self.get_logger().warning(
+                    f"episode {summary.episode_id}: {error}; asking again ({sent + 1}/{START_REQUESTS})"
+                )
+                continue
+            abandoned = self._abandoned
+            if not started.success and abandoned is not None and started.recording_episode_id == abandoned.episode_id:
+                self._abandoned = None
+                self.get_logger().warning(
+                    f"the recorder opened episode {abandoned.episode_id} after it was given up; dropping that bag"
+                )
+                abandoned.end_time = self.get_clock().now().to_msg()
+                await self._call(
+                    self.stop_client, StopRecording.Request(summary=abandoned, keep=False), wait, "recorder/stop"
+                )
+                started = await self._call(self.start_client, request, wait, "recorder/start")
+            if not started.success:
+                raise EpisodeError(f"recorder refused to start: {started.message}")
+            return
+
     async def _stop_recording(self, summary, mode: str) -> str:
         """Close the episode's bag and return its path; a failed recording makes the episode incomplete."""
         keep = keep_episode(mode, summary.outcome, self._successes_recorded, self.param("success_share"))
@@ -305,14 +346,7 @@ class EpisodeManager(Node):
         try:
             self._wait_for_services()
             if mode != RunEpisode.Goal.RECORD_NONE:
-                started = await self._call(
-                    self.start_client,
-                    StartRecording.Request(summary=summary),
-                    self.param("service_wait"),
-                    "recorder/start",
-                )
-                if not started.success:
-                    raise EpisodeError(f"recorder refused to start: {started.message}")
+                await self._start_recording(summary)
                 recording = True
             reset = await self._call(
                 self.reset_client,

@@ -2,6 +2,8 @@
 
 Interfaces (node ``recorder``):
   service ~/start  wmpo_interfaces/StartRecording  open a bag in <output_dir>/.incoming/<episode_id>
+                                                   (again for the open bag's episode: success;
+                                                   for another: refused, naming the open one)
   service ~/stop   wmpo_interfaces/StopRecording   label it, move it to <output_dir>/<episode_id>
                                                    (or delete it when keep is false)
   pub     ~/recovered      std_msgs/String (transient local)  bags recovered at start-up
@@ -235,8 +237,13 @@ class Recorder(Node):
         summary = summary_to_dict(request.summary)
         with self._lock:
             if self._bag is not None:
-                response.success = False
-                response.message = f"already recording {self._bag.staging_path.name}; stop it first"
+                recording = self._start_summary["episode_id"]
+                if recording == summary["episode_id"]:  # the request again, sent after no answer
+                    response.success, response.bag_path = True, str(self._bag.staging_path)
+                    response.message = f"already recording {recording}"
+                    return response
+                response.success, response.recording_episode_id = False, recording
+                response.message = f"already recording {recording}; stop it first"
                 return response
             try:
                 self._bag = EpisodeBagWriter(self.output_dir, summary["episode_id"], summary, self.storage)

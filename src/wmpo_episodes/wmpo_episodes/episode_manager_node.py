@@ -144,7 +144,7 @@ class EpisodeManager(Node):
         self._running: EpisodeSummary | None = None  # the episode now running, for ~/label
         self._label = Future()  # completed by ~/label with (outcome, step)
         self._successes_recorded = 0  # successes seen in failures mode (for success_share)
-        self._abandoned: EpisodeSummary | None = None  # the last episode whose start went unanswered
+        self._abandoned: dict[str, EpisodeSummary] = {}  # episodes given up for want of a start answer, by id
         self.create_service(LabelEpisode, "~/label", self._on_label, callback_group=group)
         ActionServer(
             self,
@@ -278,8 +278,8 @@ class EpisodeManager(Node):
 
         A request without an answer within ``service_wait`` is sent again, START_REQUESTS in all (a
         recorder that has not yet discovered this node gets them late; a start for the episode it
-        records already succeeds). When none is answered, the bag the recorder may open later is
-        stopped and dropped at the next episode, whose start it would block."""
+        records already succeeds). When none is answered, a bag the recorder opens later for that
+        episode is stopped and dropped when it refuses a later episode's start."""
         wait = self.param("service_wait")
         request = StartRecording.Request(summary=summary)
         for sent in range(1, START_REQUESTS + 1):
@@ -287,15 +287,14 @@ class EpisodeManager(Node):
                 started = await self._call(self.start_client, request, wait, "recorder/start")
             except EpisodeError as error:
                 if sent == START_REQUESTS:
-                    self._abandoned = summary
+                    self._abandoned[summary.episode_id] = summary
                     raise EpisodeError(f"{error} ({sent} requests)") from None
                 self.get_logger().warning(
                     f"episode {summary.episode_id}: {error}; asking again ({sent + 1}/{START_REQUESTS})"
                 )
                 continue
-            abandoned = self._abandoned
-            if not started.success and abandoned is not None and started.recording_episode_id == abandoned.episode_id:
-                self._abandoned = None
+            abandoned = None if started.success else self._abandoned.pop(started.recording_episode_id, None)
+            if abandoned is not None:
                 self.get_logger().warning(
                     f"the recorder opened episode {abandoned.episode_id} after it was given up; dropping that bag"
                 )

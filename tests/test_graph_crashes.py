@@ -128,7 +128,8 @@ def test_a_recorder_that_answers_late_neither_loses_the_episode_nor_blocks_the_n
     answer still starts the episode; and when every request went unanswered, the bag the recorder
     opens later does not block the next episode."""
     logs = []
-    with running_sim_graph(tmp_path, ros_domain, FAST_TIMEOUTS) as (processes, client, episodes):
+    overrides = {"episode_manager": {"service_wait": 5.0}}  # a resumed recorder first works off its queues
+    with running_sim_graph(tmp_path, ros_domain, overrides) as (processes, client, episodes):
         client.create_subscription(Log, "/rosout", lambda m: logs.append(f"[{m.name}] {m.msg}"), 100)
         recorder = processes.processes["recorder"]
         # No answer to any request: the episode ends incomplete; the recorder then opens its bag.
@@ -148,7 +149,7 @@ def test_a_recorder_that_answers_late_neither_loses_the_episode_nor_blocks_the_n
             handle = client.send_episode_goal(
                 RunEpisode.Goal(task="Lift", seed=-1, init_state_id=1001, max_steps=8, record_mode="all")
             )
-            assert wait_for_log(client, logs, "recorder/start: no answer within 3 s; asking again")
+            assert wait_for_log(client, logs, "recorder/start: no answer within 5 s; asking again")
         finally:
             recorder.send_signal(signal.SIGCONT)
         late = client.wait_for_result(handle, timeout=120)

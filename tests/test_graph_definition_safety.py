@@ -77,3 +77,29 @@ def test_the_runner_refuses_a_robot_graph_with_the_scripted_expert_before_starti
         with pytest.raises(GraphError, match="scripted_expert"):
             processes.start()
         assert processes.processes == {}
+
+
+def test_the_recorder_never_gives_up_on_an_episode_the_manager_still_waits_for():
+    """The recorder closes a recording with no executed action for stall_timeout as incomplete (its
+    manager died). The manager's own waits without an executed action (a reset, which first builds
+    the simulated scene, then the first chunk; the operator's label) must fit within it: on a
+    loaded CI machine a first reset took 70 s, past the former 60 s, and lost the episode."""
+    from wmpo_bringup.graph import check_parameters, mode_parameters
+
+    for mode in ("sim", "robot"):
+        check_parameters(mode, mode_parameters(params_file(mode)))  # the shipped params pass
+    sim = mode_parameters(params_file("sim"))
+    for recorder, manager in (
+        ({"stall_timeout": 100.0}, {}),
+        ({}, {"reset_timeout": 200.0}),
+        ({}, {"label_timeout": 600.0}),
+    ):
+        merged = {
+            **sim,
+            "recorder": {**sim["recorder"], **recorder},
+            "episode_manager": {**sim["episode_manager"], **manager},
+        }
+        with pytest.raises(
+            ValueError, match="recorder stall_timeout .* must exceed the episode manager's longest wait"
+        ):
+            check_parameters("sim", merged)

@@ -95,7 +95,9 @@ def mode_parameters(*files: Path, overrides: dict | None = None) -> dict[str, di
 
 def check_parameters(mode: str, parameters: dict[str, dict]) -> None:
     """Refuse, before any node starts, parameters a mode must not run with (ValueError, the
-    reason): on the robot, a policy backend that needs the simulator's state."""
+    reason): on the robot, a policy backend that needs the simulator's state; in any mode, a
+    recorder that would close a recording as stalled while the episode manager still waits."""
+    check_stall_timeout(parameters)
     if mode == "robot":
         backend = parameters.get("policy_server", {}).get("backend", POLICY_SERVER_DEFAULT_BACKEND)
         if backend in SIM_ONLY_BACKENDS:
@@ -103,3 +105,24 @@ def check_parameters(mode: str, parameters: dict[str, dict]) -> None:
                 f"robot mode: policy_server backend {backend!r} needs the simulator's state (object poses) "
                 "and never drives a physical arm; set policy_server backend: vla and checkpoint: <folder>"
             )
+
+
+def check_stall_timeout(parameters: dict[str, dict]) -> None:
+    """The recorder closes a recording with no executed action for ``stall_timeout`` seconds (its
+    episode manager died); the manager's longest wait without one (a reset and the first chunk;
+    the operator's label) must end before that."""
+    from wmpo_episodes.episode_manager_node import PARAMETERS as MANAGER
+    from wmpo_episodes.recorder_node import PARAMETERS as RECORDER
+
+    def value(node: str, name: str, defaults: dict) -> float:
+        return float(parameters.get(node, {}).get(name, defaults[name].default))
+
+    stall = value("recorder", "stall_timeout", RECORDER)
+    reset, policy, label = (
+        value("episode_manager", n, MANAGER) for n in ("reset_timeout", "policy_timeout", "label_timeout")
+    )
+    if stall <= max(reset + policy, label):
+        raise ValueError(
+            f"recorder stall_timeout ({stall:g} s) must exceed the episode manager's longest wait without an "
+            f"executed action: reset_timeout + policy_timeout ({reset + policy:g} s) and label_timeout ({label:g} s)"
+        )

@@ -74,7 +74,10 @@ PARAMETERS = {
     "storage": Parameter("mcap", "bag storage: mcap | sqlite3", one_of(*STORAGE_PLUGINS), read_only=True),
     "flush_period": Parameter(1.0, "seconds between flushes to disk (data lost at most on SIGKILL)", positive),
     "stall_timeout": Parameter(
-        60.0, "close a recording as incomplete after this long without an executed action [s]", positive
+        180.0,
+        "close a recording as incomplete after this long without an executed action [s]; longer than the "
+        "episode manager's longest wait without one (reset_timeout + policy_timeout, label_timeout)",
+        positive,
     ),
     "queue_depth": Parameter(100, "subscription queue depth per topic", in_range(1, 100_000), read_only=True),
     "drain_timeout": Parameter(

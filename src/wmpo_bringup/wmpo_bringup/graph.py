@@ -114,13 +114,15 @@ def check_stall_timeout(parameters: dict[str, dict]) -> None:
     from wmpo_episodes.episode_manager_node import PARAMETERS as MANAGER
     from wmpo_episodes.recorder_node import PARAMETERS as RECORDER
 
-    def value(node: str, name: str, defaults: dict) -> float:
-        return float(parameters.get(node, {}).get(name, defaults[name].default))
+    def value(node: str, name: str, defaults: dict):
+        return parameters.get(node, {}).get(name, defaults[name].default)
 
     stall = value("recorder", "stall_timeout", RECORDER)
     reset, policy, label = (
         value("episode_manager", n, MANAGER) for n in ("reset_timeout", "policy_timeout", "label_timeout")
     )
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (stall, reset, policy, label)):
+        return  # not numbers: the nodes refuse them, each with its reason
     if stall <= max(reset + policy, label):
         raise ValueError(
             f"recorder stall_timeout ({stall:g} s) must exceed the episode manager's longest wait without an "

@@ -132,6 +132,8 @@ def test_a_recorder_that_answers_late_neither_loses_the_episode_nor_blocks_the_n
     with running_sim_graph(tmp_path, ros_domain, overrides) as (processes, client, episodes):
         client.create_subscription(Log, "/rosout", lambda m: logs.append(f"[{m.name}] {m.msg}"), 100)
         recorder = processes.processes["recorder"]
+        # One episode first: the manager has discovered the recorder before the recorder is frozen.
+        first = client.run_episode("Lift", init_state_id=1000, max_steps=8, record_mode="all", timeout=120)
         # No answer to any request: the episode ends incomplete; the recorder then opens its bag.
         recorder.send_signal(signal.SIGSTOP)
         try:
@@ -156,6 +158,6 @@ def test_a_recorder_that_answers_late_neither_loses_the_episode_nor_blocks_the_n
         processes.check()
     assert late.summary["outcome"] == "failure" and late.summary["num_steps"] == 8
     kept = {e.path.name: e.outcome for e in list_episodes(episodes)}
-    assert kept == {after.summary["episode_id"]: "failure", late.summary["episode_id"]: "failure"}
+    assert kept == {r.summary["episode_id"]: "failure" for r in (first, after, late)}
     assert not any((episodes / INCOMING_DIR).iterdir())
     assert any(late.summary["episode_id"] in log and "asking again (2/3)" in log for log in logs)

@@ -143,7 +143,7 @@ def test_a_recorder_that_answers_late_neither_loses_the_episode_nor_blocks_the_n
         assert unanswered.summary["outcome"] == "incomplete" and unanswered.summary["num_steps"] == 0
         after = client.run_episode("Lift", init_state_id=1000, max_steps=8, record_mode="all", timeout=120)
         assert after.summary["outcome"] == "failure" and after.summary["num_steps"] == 8
-        assert any(f"episode {unanswered.summary['episode_id']} incomplete: dropped" in log for log in logs)
+        assert wait_for_log(client, logs, f"episode {unanswered.summary['episode_id']} incomplete: dropped")
         # A late answer: the recorder resumes while the manager is asking again.
         logs.clear()
         recorder.send_signal(signal.SIGSTOP)

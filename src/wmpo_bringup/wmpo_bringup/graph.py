@@ -111,6 +111,7 @@ def check_stall_timeout(parameters: dict[str, dict]) -> None:
     """The recorder closes a recording with no executed action for ``stall_timeout`` seconds (its
     episode manager died); the manager's longest wait without one (a reset and the first chunk;
     the operator's label) must end before that."""
+    from wmpo_common.ros.parameters import finite
     from wmpo_episodes.episode_manager_node import PARAMETERS as MANAGER
     from wmpo_episodes.recorder_node import PARAMETERS as RECORDER
 
@@ -121,8 +122,8 @@ def check_stall_timeout(parameters: dict[str, dict]) -> None:
     reset, policy, label = (
         value("episode_manager", n, MANAGER) for n in ("reset_timeout", "policy_timeout", "label_timeout")
     )
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (stall, reset, policy, label)):
-        return  # not numbers: the nodes refuse them, each with its reason
+    if any(finite(v) for v in (stall, reset, policy, label)):
+        return  # not finite numbers: the nodes refuse them, each with its reason
     if stall <= max(reset + policy, label):
         raise ValueError(
             f"recorder stall_timeout ({stall:g} s) must exceed the episode manager's longest wait without an "
